@@ -1,0 +1,41 @@
+# Satchel: `make run` starts everything on embedded defaults, `make test` runs the suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export FLASK_APP := wsgi
+
+.PHONY: run test venv dev-venv lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# Reinstall only when the pinned requirements change.
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements.txt requirements-dev.txt $(VENV)/.installed
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+dev-venv: $(VENV)/.installed-dev
+
+run: venv
+	@mkdir -p instance
+	$(BIN)/flask db upgrade
+	$(BIN)/python -m webapp.devstack
+
+test: dev-venv
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: dev-venv
+	$(BIN)/ruff check webapp tests bench
+
+bench: dev-venv
+	$(BIN)/python -m bench.complete_to_available
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache

@@ -1,0 +1,189 @@
+"""Fixtures: real S3 (moto's server), real clamd, real Redis and a real database for every test."""
+import os
+import re
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+from flask_login import FlaskLoginClient
+from rq import SimpleWorker
+
+from webapp import create_app, localservices
+from webapp.extensions import db
+from webapp.queue import QUEUE_NAMES, get_queue, get_redis
+from webapp.services.accounts import create_user
+from webapp.storage import get_storage
+
+RESOURCES = Path(__file__).parent / "resources"
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(scope="session")
+def services(tmp_path_factory):
+    """Start clamd and moto's S3 server (and Redis unless REDIS_URL is set) for the session."""
+    workdir = tmp_path_factory.mktemp("services")
+    started = []
+    try:
+        moto, s3_port = localservices.start_moto()
+        started.append(moto)
+        clamd, clamd_port = localservices.start_clamd(workdir / "clamd")
+        started.append(clamd)
+        redis_url = os.environ.get("REDIS_URL")
+        if not redis_url:
+            redis, redis_port = localservices.start_redis(workdir / "redis")
+            started.append(redis)
+            redis_url = f"redis://127.0.0.1:{redis_port}/0"
+        database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{workdir / 'test.db'}"
+        yield {
+            "s3": f"http://127.0.0.1:{s3_port}",
+            "clamd": f"tcp://127.0.0.1:{clamd_port}",
+            "clamd_workdir": workdir / "clamd",
+            "redis": redis_url,
+            "database": database_url,
+            "workdir": workdir,
+        }
+    finally:
+        for process in reversed(started):
+            localservices.stop(process)
+
+
+def make_config(services, **overrides):
+    """Settings for one test app: its own bucket and queues on the shared services."""
+    tag = uuid.uuid4().hex[:10]
+    config = {
+        "ENV_NAME": "testing",
+        "SQLALCHEMY_DATABASE_URI": services["database"],
+        "REDIS_URL": services["redis"],
+        "RATELIMIT_STORAGE_URI": services["redis"],
+        "S3_ENDPOINT_URL": services["s3"],
+        "S3_BUCKET": f"satchel-test-{tag}",
+        "S3_ACCESS_KEY_ID": "testing",
+        "S3_SECRET_ACCESS_KEY": "testing",
+        "CLAMD_URL": services["clamd"],
+        "SCANNER": "clamd",
+        "QUEUE_PREFIX": f"test-{tag}",
+        "SERVER_NAME": None,
+    }
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture
+def app_config():
+    """Per-test overrides of the app's settings (override this fixture in a module)."""
+    return {}
+
+
+@pytest.fixture
+def app(services, app_config):
+    """An app with a fresh schema, bucket and queues; everything is dropped afterwards."""
+    app = create_app(make_config(services, **app_config))
+    app.test_client_class = FlaskLoginClient
+    with app.app_context():
+        db.drop_all()
+        db.create_all()
+        get_storage().ensure_bucket(["http://127.0.0.1:5000"])
+        yield app
+        db.session.remove()
+        db.drop_all()
+        connection = get_redis()
+        for name in QUEUE_NAMES:
+            get_queue(name).empty()
+        keys = list(connection.scan_iter(f"*{app.config['QUEUE_PREFIX']}*"))
+        if keys:
+            connection.delete(*keys)
+        db.engine.dispose()
+
+
+@pytest.fixture
+def make_user(app):
+    """Create accounts: make_user("a@example.com", admin=False)."""
+    def make(email=None, admin=False, password=PASSWORD):
+        return create_user(email or f"user-{uuid.uuid4().hex[:8]}@example.com", password, is_admin=admin)
+    return make
+
+
+@pytest.fixture
+def user(make_user):
+    return make_user("owner@example.com")
+
+
+@pytest.fixture
+def other_user(make_user):
+    return make_user("other@example.com")
+
+
+class Api:
+    """A logged-in test client that speaks the JSON API with the page's CSRF token."""
+
+    def __init__(self, client):
+        self.client = client
+        page = client.get("/files")
+        assert page.status_code == 200, page.status_code
+        self.csrf = re.search(r'name="csrf-token" content="([^"]+)"', page.text).group(1)
+
+    def _headers(self, headers):
+        return {"X-CSRFToken": self.csrf, **(headers or {})}
+
+    def post(self, url, json=None, headers=None, **kwargs):
+        return self.client.post(url, json=json, headers=self._headers(headers), **kwargs)
+
+    def delete(self, url, headers=None):
+        return self.client.delete(url, headers=self._headers(headers))
+
+    def get(self, url, **kwargs):
+        return self.client.get(url, **kwargs)
+
+    def form_post(self, url, data=None, **kwargs):
+        return self.client.post(url, data={"csrf_token": self.csrf, **(data or {})}, **kwargs)
+
+    def begin(self, filename="notes.txt", size=11, content_type="text/plain"):
+        """POST /api/uploads and return the JSON (asserting 201)."""
+        response = self.post("/api/uploads", json={"filename": filename, "size": size,
+                                                   "content_type": content_type})
+        assert response.status_code == 201, response.get_data(as_text=True)
+        return response.get_json()
+
+    def upload(self, data, filename="notes.txt", content_type="text/plain", size=None):
+        """Presign, PUT the bytes to storage, complete; returns the upload id."""
+        grant = self.begin(filename, len(data) if size is None else size, content_type)
+        put = requests.put(grant["url"], data=data, headers=grant["headers"], timeout=30)
+        assert put.status_code == 200, put.text
+        done = self.post(f"/api/uploads/{grant['upload']['id']}/complete")
+        assert done.status_code == 202, done.get_data(as_text=True)
+        return grant["upload"]["id"]
+
+    def status(self, upload_id):
+        response = self.get(f"/api/uploads/{upload_id}")
+        assert response.status_code == 200
+        return response.get_json()["upload"]
+
+
+@pytest.fixture
+def api(app, user):
+    """The owner's logged-in API client."""
+    return Api(app.test_client(user=user))
+
+
+@pytest.fixture
+def other_api(app, other_user):
+    return Api(app.test_client(user=other_user))
+
+
+@pytest.fixture
+def run_worker(app):
+    """Run the real RQ job code path: a burst SimpleWorker on the app's queues, in-process."""
+    def run():
+        queues = [get_queue(name) for name in QUEUE_NAMES]
+        worker = SimpleWorker(queues, connection=get_redis())
+        worker.work(burst=True)
+        db.session.remove()
+        return worker
+    return run
+
+
+def bucket_keys(app, prefix=""):
+    """Every object key in the test app's bucket under prefix."""
+    with app.app_context():
+        return sorted(get_storage().list_keys(prefix))

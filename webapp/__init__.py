@@ -1,0 +1,86 @@
+"""Satchel: accept files from people you do not trust."""
+from pathlib import Path
+
+from flask import Flask, request
+
+from webapp.config import load_config
+from webapp.extensions import csrf, db, limiter, login_manager, migrate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config=None):
+    """Build the app: settings from the environment, overridden by config (a dict)."""
+    app = Flask(__name__, template_folder=str(ROOT / "templates"),
+                static_folder=str(ROOT / "static"), instance_path=str(ROOT / "instance"))
+    settings = load_config((config or {}).get("ENV_NAME"))
+    settings.update(config or {})
+    app.config.update(settings)
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_template_context(app)
+    register_commands(app)
+    return app
+
+
+def register_extensions(app):
+    """Bind the unbound extension objects."""
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message_category = "info"
+
+    from webapp.models import User
+
+    @login_manager.user_loader
+    def load_user(user_id):
+        user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
+        return user if user is not None and user.is_active else None
+
+    @login_manager.unauthorized_handler
+    def unauthorized():
+        from flask import redirect, url_for
+
+        from webapp.errors import error_response, wants_json
+
+        if wants_json():
+            return error_response(401, "unauthorized", "Log in first.")
+        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+
+
+def register_blueprints(app):
+    """Mount auth, files and the JSON API."""
+    from webapp.api import bp as api_bp
+    from webapp.auth import bp as auth_bp
+    from webapp.files import bp as files_bp
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(files_bp)
+    app.register_blueprint(api_bp)
+
+
+def register_errorhandlers(app):
+    """JSON errors under /api, pages elsewhere; security headers on every response."""
+    from webapp.errors import register_errorhandlers as register
+    from webapp.security import register_security_headers
+
+    register(app)
+    register_security_headers(app)
+
+
+def register_template_context(app):
+    """Values every template can use."""
+    from webapp.templating import register
+
+    register(app)
+
+
+def register_commands(app):
+    """`flask users ...`, `flask worker`, `flask storage ...`."""
+    from webapp.cli import register
+
+    register(app)

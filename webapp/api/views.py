@@ -1,0 +1,61 @@
+"""Upload endpoints: parse JSON, call a service, answer JSON."""
+from flask import jsonify, request
+from flask_login import current_user, login_required
+
+from webapp.api import bp
+from webapp.services import uploads
+from webapp.services.errors import InvalidInput
+
+
+def _json_body():
+    """The request's JSON object, or a 400 with a JSON error."""
+    if not request.is_json:
+        raise InvalidInput("Send a JSON object with Content-Type: application/json.",
+                           "invalid_json", status=415)
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise InvalidInput("The request body is not a JSON object.", "invalid_json", status=400)
+    return body
+
+
+@bp.route("/uploads", methods=["POST"])
+@login_required
+def create_upload():
+    """Reserve quota and return where to PUT the bytes."""
+    body = _json_body()
+    result = uploads.begin_upload(current_user, body.get("filename"), body.get("size"),
+                                  body.get("content_type"))
+    return jsonify(result), 201
+
+
+@bp.route("/uploads/<upload_id>/parts", methods=["POST"])
+@login_required
+def upload_parts(upload_id):
+    """Signed URLs for parts of a multipart upload."""
+    body = _json_body()
+    return jsonify(uploads.presign_parts(current_user, upload_id, body.get("part_numbers")))
+
+
+@bp.route("/uploads/<upload_id>/complete", methods=["POST"])
+@login_required
+def complete_upload(upload_id):
+    """The bytes are in storage: queue the scan."""
+    body = request.get_json(silent=True) if request.data else {}
+    parts = body.get("parts") if isinstance(body, dict) else None
+    upload = uploads.complete_upload(current_user, upload_id, parts)
+    return jsonify({"upload": upload.to_dict()}), 202
+
+
+@bp.route("/uploads/<upload_id>", methods=["GET"])
+@login_required
+def get_upload(upload_id):
+    """The upload's status and details."""
+    return jsonify({"upload": uploads.find_upload(current_user, upload_id).to_dict()})
+
+
+@bp.route("/uploads/<upload_id>", methods=["DELETE"])
+@login_required
+def delete_upload(upload_id):
+    """Abort a pending upload or delete a file."""
+    uploads.delete_upload(current_user, upload_id)
+    return "", 204

@@ -1,0 +1,114 @@
+"""Configuration read from environment variables, with dev/test/production defaults."""
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCE = ROOT / "instance"
+
+MiB = 1024 * 1024
+
+#: MIME types accepted by default, mapped to the extension used in object keys.
+DEFAULT_ALLOWED_TYPES = {
+    "image/png": "png",
+    "image/jpeg": "jpg",
+    "image/gif": "gif",
+    "image/webp": "webp",
+    "application/pdf": "pdf",
+    "text/plain": "txt",
+    "text/csv": "csv",
+    "application/zip": "zip",
+    "video/mp4": "mp4",
+    "audio/mpeg": "mp3",
+}
+
+#: Settings every production deployment must provide.
+REQUIRED_IN_PRODUCTION = ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "S3_BUCKET")
+
+
+class ConfigError(RuntimeError):
+    """The environment does not describe a runnable deployment."""
+
+
+def _env(env, name, default=None):
+    value = env.get(name)
+    return default if value in (None, "") else value
+
+
+def _allowed_types(env):
+    raw = _env(env, "ALLOWED_TYPES")
+    if not raw:
+        return dict(DEFAULT_ALLOWED_TYPES)
+    types = [t.strip().lower() for t in raw.split(",") if t.strip()]
+    return {t: DEFAULT_ALLOWED_TYPES.get(t, "bin") for t in types}
+
+
+def load_config(env_name=None, environ=None):
+    """Build the settings dict for env_name (default: $SATCHEL_ENV or development)."""
+    env = os.environ if environ is None else environ
+    env_name = env_name or _env(env, "SATCHEL_ENV", "development")
+    if env_name not in ("development", "testing", "production"):
+        raise ConfigError(f"unknown SATCHEL_ENV {env_name!r}")
+    dev = env_name != "production"
+
+    def get(name, default=None):
+        return _env(env, name, default)
+
+    def num(name, default):
+        return int(get(name, default))
+
+    if env_name == "production":
+        missing = [name for name in REQUIRED_IN_PRODUCTION if not get(name)]
+        if missing:
+            raise ConfigError("production needs these environment variables: " + ", ".join(missing))
+        if get("SCANNER", "clamd") != "clamd":
+            raise ConfigError("scanning cannot be disabled in production")
+
+    redis_url = get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    return {
+        "ENV_NAME": env_name,
+        "TESTING": env_name == "testing",
+        "SECRET_KEY": get("SECRET_KEY", "dev-only-secret-not-for-production" if dev else None),
+        "SQLALCHEMY_DATABASE_URI": get("DATABASE_URL", f"sqlite:///{INSTANCE / 'satchel.db'}"),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "REDIS_URL": redis_url,
+        # S3-compatible storage
+        "S3_ENDPOINT_URL": get("S3_ENDPOINT_URL"),
+        "S3_BUCKET": get("S3_BUCKET", "satchel-dev" if dev else None),
+        "S3_REGION": get("S3_REGION", "us-east-1"),
+        "S3_ACCESS_KEY_ID": get("S3_ACCESS_KEY_ID", get("AWS_ACCESS_KEY_ID", "testing" if dev else None)),
+        "S3_SECRET_ACCESS_KEY": get("S3_SECRET_ACCESS_KEY",
+                                    get("AWS_SECRET_ACCESS_KEY", "testing" if dev else None)),
+        # Scanning: "clamd", or "disabled" (development only; every page then says so)
+        "SCANNER": get("SCANNER", "clamd"),
+        "CLAMD_URL": get("CLAMD_URL", "tcp://127.0.0.1:3310"),
+        "CLAMD_TIMEOUT": float(get("CLAMD_TIMEOUT", "30")),
+        # Limits
+        "MAX_UPLOAD_BYTES": num("MAX_UPLOAD_BYTES", 512 * MiB),
+        "DEFAULT_QUOTA_BYTES": num("DEFAULT_QUOTA_BYTES", 2048 * MiB),
+        "MULTIPART_THRESHOLD": num("MULTIPART_THRESHOLD", 64 * MiB),
+        "MULTIPART_PART_SIZE": num("MULTIPART_PART_SIZE", 16 * MiB),
+        "UPLOAD_URL_TTL": num("UPLOAD_URL_TTL", 600),
+        "DOWNLOAD_URL_TTL": num("DOWNLOAD_URL_TTL", 120),
+        "PENDING_UPLOAD_TTL": num("PENDING_UPLOAD_TTL", 24 * 3600),
+        "MAX_FILENAME_BYTES": 255,
+        "MAX_IMAGE_PIXELS": num("MAX_IMAGE_PIXELS", 40_000_000),
+        "MAX_IMAGE_BYTES": num("MAX_IMAGE_BYTES", 64 * MiB),
+        "THUMBNAIL_SIZE": 320,
+        "ALLOWED_TYPES": _allowed_types(env),
+        "FILES_PER_PAGE": num("FILES_PER_PAGE", 25),
+        "SCAN_JOB_RETRIES": num("SCAN_JOB_RETRIES", 5),
+        "QUEUE_PREFIX": get("QUEUE_PREFIX", "satchel"),
+        # HTTP
+        "MAX_CONTENT_LENGTH": 1 * MiB,  # request bodies only: file bytes never pass through the app
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": not dev,
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": not dev,
+        "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
+        "RATELIMIT_STORAGE_URI": get("RATELIMIT_STORAGE_URI", redis_url),
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "RATELIMIT_ENABLED": env_name != "testing",
+        "SQLALCHEMY_TRACK_MODIFICATIONS": False,
+    }

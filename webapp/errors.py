@@ -1,0 +1,52 @@
+"""One place that turns refusals into HTTP responses: JSON under /api, a page elsewhere."""
+import logging
+
+from flask import jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from webapp.services.errors import ServiceError
+
+log = logging.getLogger(__name__)
+
+_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+          405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type",
+          429: "rate_limited", 500: "internal_error", 503: "unavailable"}
+
+
+def wants_json():
+    """API clients get JSON errors; browsers get pages."""
+    return request.path == "/api" or request.path.startswith("/api/")
+
+
+def error_response(status, code, message):
+    """A JSON error body under /api, a readable page elsewhere."""
+    if wants_json():
+        response = jsonify({"error": {"code": code, "message": message}})
+        response.status_code = status
+        return response
+    return render_template("error.html", status=status, code=code, message=message), status
+
+
+def register_errorhandlers(app):
+    """Install the handlers on app."""
+
+    @app.errorhandler(ServiceError)
+    def service_error(exc):
+        return error_response(exc.status, exc.code, exc.message)
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc):
+        return error_response(400, "csrf_failed",
+                              "The form expired or did not come from this site; reload and retry.")
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc):
+        status = exc.code or 500
+        message = exc.description or exc.name
+        return error_response(status, _CODES.get(status, "http_error"), message)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "Something went wrong on our side.")

@@ -1,0 +1,70 @@
+"""HTML pages for browsing, downloading and deleting files."""
+from flask import current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from webapp.files import bp
+from webapp.models.upload import IN_FLIGHT
+from webapp.services import uploads
+from webapp.services.uploads import quota_for, used_bytes
+
+
+@bp.route("/")
+def home():
+    """The front page: your files when signed in, an introduction otherwise."""
+    if current_user.is_authenticated:
+        return redirect(url_for("files.index"))
+    return render_template("home.html")
+
+
+@bp.route("/files")
+@login_required
+def index():
+    """Your files, newest first, one keyset page at a time; the upload widget on top."""
+    limit = current_app.config["FILES_PER_PAGE"]
+    rows, next_cursor = uploads.list_uploads(current_user, request.args.get("after"), limit)
+    return render_template(
+        "files/index.html", uploads=rows, next_cursor=next_cursor,
+        first_page=not request.args.get("after"),
+        in_flight={s.value for s in IN_FLIGHT},
+        used=used_bytes(current_user.id), quota=quota_for(current_user),
+        max_upload=current_app.config["MAX_UPLOAD_BYTES"],
+        allowed_types=sorted(current_app.config["ALLOWED_TYPES"]))
+
+
+@bp.route("/files/<upload_id>")
+@login_required
+def detail(upload_id):
+    """One file's details and scan result."""
+    upload = uploads.find_upload(current_user, upload_id)
+    return render_template("files/detail.html", upload=upload,
+                           in_flight={s.value for s in IN_FLIGHT})
+
+
+@bp.route("/files/<upload_id>/download")
+@login_required
+def download(upload_id):
+    """Redirect to a short-lived presigned GET that downloads the file as an attachment."""
+    url = uploads.download_url(current_user, upload_id)
+    response = redirect(url, code=302)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.route("/files/<upload_id>/preview")
+@login_required
+def preview(upload_id):
+    """Redirect to the re-encoded preview image of an available raster image."""
+    response = redirect(uploads.thumbnail_url(current_user, upload_id), code=302)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.route("/files/<upload_id>/delete", methods=["POST"])
+@login_required
+def delete(upload_id):
+    """Delete a file: its objects and its row."""
+    upload = uploads.find_upload(current_user, upload_id)
+    name = upload.filename
+    uploads.delete_upload(current_user, upload_id)
+    flash(f"Deleted {name}.", "info")
+    return redirect(url_for("files.index"))

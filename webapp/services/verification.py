@@ -1,0 +1,187 @@
+"""The scan pipeline: check an uploaded object and promote it, or refuse it with a reason."""
+import hashlib
+import logging
+import secrets
+
+from flask import current_app
+from sqlalchemy import select, update
+
+from webapp import storage as store
+from webapp.extensions import db
+from webapp.models import Upload, UploadStatus
+from webapp.models.base import utcnow
+from webapp.scanning import (
+    RASTER_IMAGES, SNIFF_BYTES, ClamdClient, ImageRejected, ScanIncomplete, check_image,
+    effective_type, sniff_type, types_consistent)
+
+log = logging.getLogger(__name__)
+
+#: How often a scan restarts because the object changed under it before giving up.
+MAX_CHANGED_RESTARTS = 3
+
+
+class ObjectChanged(Exception):
+    """The incoming object was rewritten while it was being scanned."""
+
+
+class Verdict(Exception):
+    """A final refusal: status and reason (and the signature name for malware)."""
+
+    def __init__(self, status, reason, signature=None):
+        super().__init__(reason)
+        self.status, self.reason, self.signature = status, reason, signature
+
+
+def _reject(reason):
+    return Verdict(UploadStatus.REJECTED, reason)
+
+
+def _claim(upload_id, job_id):
+    """uploaded/scanning -> scanning with a fresh token; None if the upload needs no scan."""
+    token = secrets.token_hex(8)
+    result = db.session.execute(
+        update(Upload)
+        .where(Upload.id == upload_id,
+               Upload.status.in_([UploadStatus.UPLOADED.value, UploadStatus.SCANNING.value]))
+        .values(status=UploadStatus.SCANNING.value, scan_token=token, job_id=job_id,
+                scan_attempts=Upload.scan_attempts + 1, updated_at=utcnow()))
+    db.session.commit()
+    return token if result.rowcount else None
+
+
+def _finish(upload_id, token, **values):
+    """Write the verdict only if this run still owns the row; True on success."""
+    result = db.session.execute(
+        update(Upload)
+        .where(Upload.id == upload_id, Upload.status == UploadStatus.SCANNING.value,
+               Upload.scan_token == token)
+        .values(scanned_at=utcnow(), updated_at=utcnow(), **values))
+    db.session.commit()
+    return bool(result.rowcount)
+
+
+def verify_upload(upload_id, job_id=None):
+    """Scan one upload end to end; returns the final status, or None if nothing was to be done.
+
+    Transient failures (S3, clamd) raise so that RQ retries the job; the row stays unserved.
+    """
+    upload = db.session.get(Upload, upload_id)
+    if upload is None:
+        return None
+    if upload.status == UploadStatus.AVAILABLE.value:
+        # A previous run promoted it but may have died before removing the incoming object.
+        store.get_storage().delete(upload.incoming_key)
+        return None
+    token = _claim(upload_id, job_id)
+    if token is None:
+        return None
+    db.session.refresh(upload)
+    for _ in range(MAX_CHANGED_RESTARTS):
+        try:
+            return _run_pipeline(upload, token)
+        except ObjectChanged:
+            log.info("upload %s changed during its scan; scanning again", upload_id)
+    _finish(upload_id, token, status=UploadStatus.REJECTED.value, reason="modified_during_scan")
+    return UploadStatus.REJECTED
+
+
+def _run_pipeline(upload, token):
+    config = current_app.config
+    storage = store.get_storage()
+    try:
+        values = _inspect(upload, storage, config)
+    except Verdict as verdict:
+        _finish(upload.id, token, status=verdict.status.value, reason=verdict.reason,
+                signature=verdict.signature)
+        log.info("upload %s %s: %s", upload.id, verdict.status.value, verdict.reason)
+        return verdict.status
+    except store.PreconditionFailed:
+        raise ObjectChanged() from None
+    except store.ObjectMissing:
+        _finish(upload.id, token, status=UploadStatus.REJECTED.value, reason="object_missing")
+        return UploadStatus.REJECTED
+
+    extension = config["ALLOWED_TYPES"][values["detected_type"]]
+    dest = store.file_key(upload.user_id, upload.id, extension)
+    try:
+        new_etag = storage.copy(upload.incoming_key, dest, values["etag"], values["detected_type"])
+    except (store.PreconditionFailed, store.ObjectMissing):
+        raise ObjectChanged() from None
+    if values["etag"] != new_etag and "-" not in values["etag"]:
+        # Endpoints that ignore CopySourceIfMatch: the copy must still be the bytes we scanned.
+        storage.delete(dest)
+        raise ObjectChanged()
+    values.update(status=UploadStatus.AVAILABLE.value, file_key=dest, reason=None)
+    if not _finish(upload.id, token, **values):
+        _discard_if_gone(upload.id, dest, values.get("thumbnail_key"))
+        return None
+    storage.delete(upload.incoming_key)
+    return UploadStatus.AVAILABLE
+
+
+def _discard_if_gone(upload_id, *keys):
+    # Another run owns the row; only clean up if the owner deleted it meanwhile.
+    status = db.session.scalar(select(Upload.status).where(Upload.id == upload_id))
+    if status in (None, UploadStatus.DELETED.value):
+        store.get_storage().delete(*keys)
+
+
+def _inspect(upload, storage, config):
+    """Run every check on the incoming object; returns the columns to set, or raises Verdict."""
+    head = storage.head(upload.incoming_key)
+    etag = head["etag"]
+    if head["size"] > config["MAX_UPLOAD_BYTES"]:
+        raise _reject("too_large")
+    if head["size"] != upload.size:
+        raise _reject("size_mismatch")
+
+    first = storage.read_range(upload.incoming_key, 0, SNIFF_BYTES, etag=etag)
+    detected = sniff_type(first)
+    if detected not in config["ALLOWED_TYPES"]:
+        raise _reject("type_not_allowed")
+    if not types_consistent(upload.declared_type, detected):
+        raise _reject("type_mismatch")
+    detected = effective_type(upload.declared_type, detected)
+
+    is_image = detected in RASTER_IMAGES
+    if is_image and head["size"] > config["MAX_IMAGE_BYTES"]:
+        raise _reject("image_too_large")
+    digest = hashlib.sha256()
+    image_bytes = bytearray() if is_image else None
+    received = 0
+
+    def chunks():
+        nonlocal received
+        for chunk in storage.iter_chunks(upload.incoming_key, etag=etag):
+            received += len(chunk)
+            digest.update(chunk)
+            if image_bytes is not None:
+                image_bytes.extend(chunk)
+            yield chunk
+
+    if config["SCANNER"] == "clamd":
+        client = ClamdClient(config["CLAMD_URL"], timeout=config["CLAMD_TIMEOUT"])
+        try:
+            signature = client.scan_stream(chunks())
+        except ScanIncomplete:
+            raise _reject("scan_incomplete") from None
+        if signature:
+            raise Verdict(UploadStatus.QUARANTINED, "malware", signature=signature[:255])
+    else:
+        for _ in chunks():
+            pass
+    if received != head["size"]:
+        raise ObjectChanged()
+
+    values = {"etag": etag, "sha256": digest.hexdigest(), "detected_type": detected,
+              "thumbnail_key": None}
+    if is_image:
+        try:
+            thumbnail = check_image(bytes(image_bytes), config["MAX_IMAGE_PIXELS"],
+                                    config["THUMBNAIL_SIZE"])
+        except ImageRejected as exc:
+            raise _reject(exc.reason) from None
+        key = store.thumbnail_key(upload.user_id, upload.id)
+        storage.put(key, thumbnail, "image/png")
+        values["thumbnail_key"] = key
+    return values

@@ -1,0 +1,235 @@
+"""The S3 adapter: every boto3 call in Satchel lives in this module."""
+import boto3
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import BotoCoreError, ClientError
+
+INCOMING = "incoming"
+FILES = "files"
+DERIVATIVES = "derivatives"
+
+
+class StorageError(Exception):
+    """S3 could not be reached or refused in a way that may pass (retry later)."""
+
+
+class ObjectMissing(StorageError):
+    """The object (or multipart upload) does not exist."""
+
+
+class PreconditionFailed(StorageError):
+    """The object changed since it was read (ETag no longer matches)."""
+
+
+_NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
+
+
+def _translate(exc):
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code in _NOT_FOUND:
+            return ObjectMissing(code)
+        if code in ("412", "PreconditionFailed"):
+            return PreconditionFailed(code)
+        if code in ("InvalidPart", "InvalidPartOrder", "EntityTooSmall"):
+            return ObjectMissing(code)
+    return StorageError(str(exc))
+
+
+class Storage:
+    """One bucket on an S3-compatible endpoint; signs URLs and moves objects."""
+
+    def __init__(self, bucket, region="us-east-1", endpoint_url=None, access_key=None,
+                 secret_key=None, connect_timeout=5, read_timeout=30):
+        self.bucket = bucket
+        session = boto3.session.Session(
+            aws_access_key_id=access_key, aws_secret_access_key=secret_key, region_name=region)
+        config = BotoConfig(
+            signature_version="s3v4",
+            s3={"addressing_style": "path" if endpoint_url else "auto"},
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            retries={"max_attempts": 2, "mode": "standard"},
+        )
+        self.client = session.client("s3", endpoint_url=endpoint_url, config=config)
+
+    @classmethod
+    def from_config(cls, config):
+        """Build the adapter from the app's settings."""
+        return cls(
+            bucket=config["S3_BUCKET"],
+            region=config["S3_REGION"],
+            endpoint_url=config["S3_ENDPOINT_URL"],
+            access_key=config["S3_ACCESS_KEY_ID"],
+            secret_key=config["S3_SECRET_ACCESS_KEY"],
+        )
+
+    def _call(self, method, **params):
+        try:
+            return getattr(self.client, method)(Bucket=self.bucket, **params)
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc) from exc
+
+    # --- signing (local, no network) ---
+    def presign_put(self, key, content_type, content_length, expires_in):
+        """A URL that accepts exactly one PUT of content_length bytes of content_type."""
+        return self.client.generate_presigned_url(
+            "put_object",
+            Params={"Bucket": self.bucket, "Key": key, "ContentType": content_type,
+                    "ContentLength": content_length},
+            ExpiresIn=expires_in, HttpMethod="PUT")
+
+    def presign_part(self, key, upload_id, part_number, content_length, expires_in):
+        """A URL for one part of a multipart upload, signed for its exact length."""
+        return self.client.generate_presigned_url(
+            "upload_part",
+            Params={"Bucket": self.bucket, "Key": key, "UploadId": upload_id,
+                    "PartNumber": part_number, "ContentLength": content_length},
+            ExpiresIn=expires_in, HttpMethod="PUT")
+
+    def presign_get(self, key, expires_in, filename_header, content_type):
+        """A URL that downloads key with the given Content-Disposition and Content-Type."""
+        return self.client.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": self.bucket, "Key": key,
+                    "ResponseContentDisposition": filename_header,
+                    "ResponseContentType": content_type},
+            ExpiresIn=expires_in)
+
+    # --- multipart ---
+    def create_multipart(self, key, content_type):
+        """Start a multipart upload and return its id."""
+        return self._call("create_multipart_upload", Key=key, ContentType=content_type)["UploadId"]
+
+    def complete_multipart(self, key, upload_id, parts):
+        """Assemble the parts [(number, etag), ...] into the object; returns its ETag."""
+        body = {"Parts": [{"PartNumber": n, "ETag": e} for n, e in sorted(parts)]}
+        result = self._call("complete_multipart_upload", Key=key, UploadId=upload_id,
+                            MultipartUpload=body)
+        return result.get("ETag")
+
+    def abort_multipart(self, key, upload_id):
+        """Abort a multipart upload; an unknown one is already gone."""
+        try:
+            self._call("abort_multipart_upload", Key=key, UploadId=upload_id)
+        except ObjectMissing:
+            pass
+
+    # --- objects ---
+    def head(self, key):
+        """Size, ETag and content type of key; ObjectMissing if absent."""
+        result = self._call("head_object", Key=key)
+        return {"size": result["ContentLength"], "etag": result["ETag"],
+                "content_type": result.get("ContentType")}
+
+    def exists(self, key):
+        """True when key exists."""
+        try:
+            self.head(key)
+        except ObjectMissing:
+            return False
+        return True
+
+    def read_range(self, key, start, length, etag=None):
+        """Bytes [start, start+length) of key (fewer if the object is shorter)."""
+        params = {"Key": key, "Range": f"bytes={start}-{start + length - 1}"}
+        if etag:
+            params["IfMatch"] = etag
+        return self._call("get_object", **params)["Body"].read()
+
+    def iter_chunks(self, key, etag=None, chunk_size=256 * 1024):
+        """Stream key in chunks, failing with PreconditionFailed if it is not the given ETag."""
+        params = {"Key": key}
+        if etag:
+            params["IfMatch"] = etag
+        body = self._call("get_object", **params)["Body"]
+        try:
+            while True:
+                try:
+                    chunk = body.read(chunk_size)
+                except (BotoCoreError, OSError) as exc:
+                    raise StorageError(str(exc)) from exc
+                if not chunk:
+                    return
+                yield chunk
+        finally:
+            body.close()
+
+    def put(self, key, data, content_type):
+        """Write a small object the server made itself (thumbnails)."""
+        self._call("put_object", Key=key, Body=data, ContentType=content_type)
+
+    def copy(self, source_key, dest_key, if_match, content_type):
+        """Server-side copy, only if the source still has ETag if_match; returns the new ETag."""
+        result = self._call(
+            "copy_object", Key=dest_key, CopySource={"Bucket": self.bucket, "Key": source_key},
+            CopySourceIfMatch=if_match, ContentType=content_type, MetadataDirective="REPLACE")
+        return result["CopyObjectResult"]["ETag"]
+
+    def delete(self, *keys):
+        """Delete keys; missing ones are fine."""
+        for key in keys:
+            if key:
+                self._call("delete_object", Key=key)
+
+    def list_keys(self, prefix):
+        """Every key under prefix."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for item in page.get("Contents", []):
+                    yield item["Key"]
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc) from exc
+
+    # --- bucket set-up ---
+    def ensure_bucket(self, cors_origins):
+        """Create the bucket if needed and allow browser PUTs from cors_origins."""
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError:
+            params = {}
+            region = self.client.meta.region_name
+            if region and region != "us-east-1":
+                params["CreateBucketConfiguration"] = {"LocationConstraint": region}
+            self._call("create_bucket", **params)
+        except BotoCoreError as exc:
+            raise StorageError(str(exc)) from exc
+        self._call("put_bucket_cors", CORSConfiguration={"CORSRules": [{
+            "AllowedOrigins": list(cors_origins),
+            "AllowedMethods": ["PUT", "GET", "HEAD"],
+            "AllowedHeaders": ["*"],
+            "ExposeHeaders": ["ETag"],
+            "MaxAgeSeconds": 3000,
+        }]})
+
+    def ping(self):
+        """Raise StorageError unless the bucket answers."""
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc) from exc
+
+
+def incoming_key(user_id, upload_id):
+    """Where the browser writes an upload."""
+    return f"{INCOMING}/{user_id}/{upload_id}"
+
+
+def file_key(user_id, upload_id, extension):
+    """Where a verified upload lives; the extension comes from the detected type."""
+    return f"{FILES}/{user_id}/{upload_id}.{extension}"
+
+
+def thumbnail_key(user_id, upload_id):
+    """Where an image's re-encoded preview lives."""
+    return f"{DERIVATIVES}/{user_id}/{upload_id}.png"
+
+
+def get_storage():
+    """The app's Storage, built once per app from its settings."""
+    from flask import current_app
+
+    storage = current_app.extensions.get("satchel.storage")
+    if storage is None:
+        storage = current_app.extensions["satchel.storage"] = Storage.from_config(current_app.config)
+    return storage
