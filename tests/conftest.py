@@ -69,6 +69,14 @@ def make_config(services, **overrides):
     return config
 
 
+class Client(FlaskLoginClient):
+    """A test client whose requests each run in their own app context, as in production."""
+
+    def open(self, *args, **kwargs):
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
+
+
 @pytest.fixture
 def app_config():
     """Per-test overrides of the app's settings (override this fixture in a module)."""
@@ -79,7 +87,7 @@ def app_config():
 def app(services, app_config):
     """An app with a fresh schema, bucket and queues; everything is dropped afterwards."""
     app = create_app(make_config(services, **app_config))
-    app.test_client_class = FlaskLoginClient
+    app.test_client_class = Client
     with app.app_context():
         db.drop_all()
         db.create_all()
@@ -175,10 +183,11 @@ def other_api(app, other_user):
 def run_worker(app):
     """Run the real RQ job code path: a burst SimpleWorker on the app's queues, in-process."""
     def run():
-        queues = [get_queue(name) for name in QUEUE_NAMES]
-        worker = SimpleWorker(queues, connection=get_redis())
-        worker.work(burst=True)
-        db.session.remove()
+        with app.app_context():  # the job's own app context, as in a worker process
+            queues = [get_queue(name) for name in QUEUE_NAMES]
+            worker = SimpleWorker(queues, connection=get_redis())
+            worker.work(burst=True)
+        db.session.expire_all()
         return worker
     return run
 

@@ -1,0 +1,177 @@
+"""The JSON API's contract: what it grants, and every refusal as a 4xx JSON error with nothing left."""
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+from sqlalchemy import func, select
+
+from tests.conftest import Api, bucket_keys
+from webapp.extensions import db
+from webapp.models import Upload
+
+
+def upload_count():
+    return db.session.scalar(select(func.count()).select_from(Upload))
+
+
+def assert_error(response, status, code):
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    assert body["error"]["code"] == code
+    assert body["error"]["message"]
+
+
+def test_begin_returns_signed_put(app, api, user):
+    grant = api.begin("report.pdf", 218, "application/pdf")
+    assert grant["method"] == "PUT"
+    assert grant["headers"] == {"Content-Type": "application/pdf"}
+    assert grant["upload"]["status"] == "pending"
+    assert grant["upload"]["filename"] == "report.pdf"
+    assert grant["expires_at"]
+    query = parse_qs(urlsplit(grant["url"]).query)
+    signed = query["X-Amz-SignedHeaders"][0].split(";")
+    assert "content-type" in signed and "content-length" in signed
+    assert query["X-Amz-Expires"] == ["600"]
+    assert query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
+    # The key is generated: the user's filename never reaches storage.
+    path = urlsplit(grant["url"]).path
+    assert "report" not in path
+    assert path.endswith(f"/incoming/{user.id}/{grant['upload']['id']}")
+
+
+def test_upload_ids_are_random_and_long(api):
+    ids = {api.begin()["upload"]["id"] for _ in range(5)}
+    assert len(ids) == 5
+    assert all(len(i) >= 22 for i in ids)
+
+
+@pytest.mark.parametrize("body, status, code", [
+    ({"filename": "a.txt", "size": 0, "content_type": "text/plain"}, 422, "invalid_size"),
+    ({"filename": "a.txt", "size": -5, "content_type": "text/plain"}, 422, "invalid_size"),
+    ({"filename": "a.txt", "size": "12", "content_type": "text/plain"}, 422, "invalid_size"),
+    ({"filename": "a.txt", "size": 1.5, "content_type": "text/plain"}, 422, "invalid_size"),
+    ({"filename": "a.txt", "size": True, "content_type": "text/plain"}, 422, "invalid_size"),
+    ({"filename": "a.txt", "content_type": "text/plain"}, 422, "invalid_size"),
+    ({"filename": "a.txt", "size": 10**12, "content_type": "text/plain"}, 413, "file_too_large"),
+    ({"filename": "a.html", "size": 10, "content_type": "text/html"}, 415, "type_not_allowed"),
+    ({"filename": "a.svg", "size": 10, "content_type": "image/svg+xml"}, 415, "type_not_allowed"),
+    ({"filename": "a.txt", "size": 10}, 422, "invalid_content_type"),
+    ({"filename": "", "size": 10, "content_type": "text/plain"}, 422, "invalid_filename"),
+    ({"filename": None, "size": 10, "content_type": "text/plain"}, 422, "invalid_filename"),
+    ({"filename": "x" * 256, "size": 10, "content_type": "text/plain"}, 422, "invalid_filename"),
+    ({"filename": "é" * 128 + ".txt", "size": 10, "content_type": "text/plain"}, 422, "invalid_filename"),
+    ({"filename": "evil\u202etxt.exe", "size": 10, "content_type": "text/plain"}, 422, "invalid_filename"),
+    ({"filename": "a\r\nb.txt", "size": 10, "content_type": "text/plain"}, 422, "invalid_filename"),
+    ({"filename": "a\x00.txt", "size": 10, "content_type": "text/plain"}, 422, "invalid_filename"),
+    ({"filename": "../etc/passwd", "size": 10, "content_type": "text/plain"}, 422, "invalid_filename"),
+    ({"filename": "dir\\a.txt", "size": 10, "content_type": "text/plain"}, 422, "invalid_filename"),
+    ({"filename": ".htaccess", "size": 10, "content_type": "text/plain"}, 422, "invalid_filename"),
+])
+def test_refusals_leave_nothing_behind(app, api, body, status, code):
+    assert_error(api.post("/api/uploads", json=body), status, code)
+    assert upload_count() == 0
+    assert bucket_keys(app) == []
+
+
+def test_malformed_and_non_json_bodies(app, api):
+    response = api.post("/api/uploads", data="{not json", content_type="application/json")
+    assert_error(response, 400, "invalid_json")
+    response = api.post("/api/uploads", data="filename=a.txt", content_type="application/x-www-form-urlencoded")
+    assert_error(response, 415, "invalid_json")
+    response = api.post("/api/uploads", json=["a.txt", 10])
+    assert_error(response, 400, "invalid_json")
+    assert upload_count() == 0
+
+
+def test_body_over_limit_is_413_json(api):
+    response = api.post("/api/uploads", data="x" * (2 * 1024 * 1024), content_type="application/json")
+    assert_error(response, 413, "too_large")
+
+
+@pytest.mark.parametrize("token", [None, "wrong-token"])
+def test_missing_or_wrong_csrf_token_is_refused(app, user, token):
+    client = app.test_client(user=user)
+    headers = {"X-CSRFToken": token} if token else {}
+    response = client.post("/api/uploads", json={"filename": "a.txt", "size": 5,
+                                                 "content_type": "text/plain"}, headers=headers)
+    assert_error(response, 400, "csrf_failed")
+    assert upload_count() == 0
+
+
+def test_csrf_token_from_another_session_is_refused(app, user, other_user):
+    other = Api(app.test_client(user=other_user))
+    client = app.test_client(user=user)
+    client.get("/files")
+    response = client.post("/api/uploads", json={"filename": "a.txt", "size": 5, "content_type": "text/plain"},
+                           headers={"X-CSRFToken": other.csrf})
+    assert_error(response, 400, "csrf_failed")
+
+
+def test_anonymous_gets_401_json(app):
+    client = app.test_client()
+    assert_error(client.get("/api/uploads/abc"), 401, "unauthorized")
+    assert_error(client.post("/api/uploads", json={}), 400, "csrf_failed")
+
+
+def test_unknown_route_and_method_are_json(api):
+    assert_error(api.get("/api/nothing-here"), 404, "not_found")
+    assert_error(api.client.put("/api/uploads", headers={"X-CSRFToken": api.csrf}), 405, "method_not_allowed")
+
+
+def test_quota_is_reserved_when_url_is_issued(app, api, user):
+    user.quota_bytes = 100
+    db.session.commit()
+    api.begin(size=60)  # pending, never uploaded: still counts
+    response = api.post("/api/uploads", json={"filename": "b.txt", "size": 41, "content_type": "text/plain"})
+    assert_error(response, 413, "quota_exceeded")
+    assert upload_count() == 1
+    api.begin(size=40)  # exactly fills the quota
+
+
+def test_deleting_a_pending_upload_releases_quota(app, api, user):
+    user.quota_bytes = 100
+    db.session.commit()
+    grant = api.begin(size=100)
+    assert api.delete(f"/api/uploads/{grant['upload']['id']}").status_code == 204
+    api.begin(size=100)
+
+
+def test_get_upload_reports_status(api):
+    grant = api.begin("notes.txt", 11, "text/plain")
+    info = api.status(grant["upload"]["id"])
+    assert info["status"] == "pending"
+    assert info["filename"] == "notes.txt"
+    assert info["size"] == 11
+    assert info["content_type"] == "text/plain"
+    assert info["reason"] is None
+
+
+def test_complete_before_bytes_arrive_is_409(app, api):
+    grant = api.begin()
+    response = api.post(f"/api/uploads/{grant['upload']['id']}/complete")
+    assert_error(response, 409, "object_missing")
+    assert api.status(grant["upload"]["id"])["status"] == "pending"
+
+
+def test_complete_twice_is_harmless(app, api):
+    upload_id = api.upload(b"hello world")
+    again = api.post(f"/api/uploads/{upload_id}/complete")
+    assert again.status_code == 202
+    assert again.get_json()["upload"]["status"] == "uploaded"
+
+
+def test_delete_pending_removes_row_and_object(app, api):
+    grant = api.begin(size=5)
+    requests.put(grant["url"], data=b"12345", headers=grant["headers"], timeout=10)
+    assert bucket_keys(app, "incoming/")
+    assert api.delete(f"/api/uploads/{grant['upload']['id']}").status_code == 204
+    assert bucket_keys(app) == []
+    assert upload_count() == 0
+    assert_error(api.get(f"/api/uploads/{grant['upload']['id']}"), 404, "not_found")
+
+
+def test_expired_presign_ttl_follows_config(app, api):
+    app.config["UPLOAD_URL_TTL"] = 90
+    grant = api.begin()
+    assert parse_qs(urlsplit(grant["url"]).query)["X-Amz-Expires"] == ["90"]

@@ -1,0 +1,264 @@
+"""The scan pipeline end to end: real S3 (moto), real clamd, real Redis, the real RQ job code."""
+import hashlib
+import io
+
+import pytest
+import requests
+from PIL import Image
+from sqlalchemy import select
+
+from tests.conftest import RESOURCES, bucket_keys
+from webapp.extensions import db
+from webapp.localservices import EICAR
+from webapp.models import Upload
+from webapp.queue import get_queue
+from webapp.storage import get_storage
+
+
+def download(api, upload_id):
+    response = api.get(f"/files/{upload_id}/download")
+    assert response.status_code == 302, response.status_code
+    return requests.get(response.headers["Location"], timeout=10)
+
+
+def row(upload_id):
+    db.session.expire_all()
+    return db.session.get(Upload, upload_id)
+
+
+def test_text_file_becomes_available_and_downloads_identical(app, api, run_worker, user):
+    data = b"line one\nline two\n" * 100
+    upload_id = api.upload(data, filename="Résumé notes.txt")
+    run_worker()
+    info = api.status(upload_id)
+    assert info["status"] == "available"
+    assert info["detected_type"] == "text/plain"
+    assert info["sha256"] == hashlib.sha256(data).hexdigest()
+    got = download(api, upload_id)
+    assert got.content == data
+    assert got.headers["Content-Type"] == "text/plain"
+    disposition = got.headers["Content-Disposition"]
+    assert disposition.startswith('attachment; filename="Resume notes.txt"')
+    assert "filename*=UTF-8''R%C3%A9sum%C3%A9%20notes.txt" in disposition
+    assert bucket_keys(app, "incoming/") == []
+    assert bucket_keys(app, "files/") == [f"files/{user.id}/{upload_id}.txt"]
+
+
+@pytest.mark.parametrize("name, content_type, ext", [
+    ("tiny.png", "image/png", "png"),
+    ("tiny.jpg", "image/jpeg", "jpg"),
+    ("tiny.pdf", "application/pdf", "pdf"),
+    ("people.csv", "text/csv", "csv"),
+])
+def test_allowed_samples_become_available(app, api, run_worker, user, name, content_type, ext):
+    data = (RESOURCES / name).read_bytes()
+    upload_id = api.upload(data, filename=name, content_type=content_type)
+    run_worker()
+    info = api.status(upload_id)
+    assert info["status"] == "available", info
+    assert info["detected_type"] == content_type
+    assert row(upload_id).file_key == f"files/{user.id}/{upload_id}.{ext}"
+    assert download(api, upload_id).content == data
+
+
+def test_image_gets_a_thumbnail_rebuilt_from_pixels(app, api, run_worker):
+    image = Image.new("RGB", (800, 400), (10, 200, 30))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", comment=b"<script>alert(1)</script>")
+    data = buffer.getvalue()
+    upload_id = api.upload(data, filename="photo.jpg", content_type="image/jpeg")
+    run_worker()
+    assert api.status(upload_id)["status"] == "available"
+    response = api.get(f"/files/{upload_id}/preview")
+    assert response.status_code == 302
+    preview = requests.get(response.headers["Location"], timeout=10)
+    assert preview.headers["Content-Type"] == "image/png"
+    assert b"<script>" not in preview.content
+    thumb = Image.open(io.BytesIO(preview.content))
+    assert thumb.format == "PNG" and max(thumb.size) == 320
+    assert not thumb.info.get("comment")
+
+
+def test_eicar_is_quarantined_and_never_served(app, api, run_worker):
+    upload_id = api.upload(EICAR, filename="eicar.txt")
+    run_worker()
+    info = api.status(upload_id)
+    assert info["status"] == "quarantined"
+    assert info["reason"] == "malware"
+    assert info["signature"].startswith("Eicar-Test-Signature")
+    assert api.get(f"/files/{upload_id}/download").status_code == 404
+    assert bucket_keys(app, "files/") == []
+
+
+def test_html_declared_as_png_is_rejected(app, api, run_worker):
+    data = b"<!doctype html><html><body><script>alert(1)</script></body></html>"
+    upload_id = api.upload(data, filename="cat.png", content_type="image/png")
+    run_worker()
+    info = api.status(upload_id)
+    assert info["status"] == "rejected"
+    assert info["reason"] == "type_not_allowed"
+    assert api.get(f"/files/{upload_id}/download").status_code == 404
+    assert bucket_keys(app, "files/") == []
+
+
+def test_png_declared_as_pdf_is_a_type_mismatch(app, api, run_worker):
+    data = (RESOURCES / "tiny.png").read_bytes()
+    upload_id = api.upload(data, filename="doc.pdf", content_type="application/pdf")
+    run_worker()
+    assert api.status(upload_id)["reason"] == "type_mismatch"
+
+
+def test_more_bytes_than_declared_is_rejected(app, api, run_worker):
+    # moto does not enforce the signed Content-Length, so the worker must check the size itself.
+    upload_id = api.upload(b"0123456789" * 3, size=10)
+    run_worker()
+    info = api.status(upload_id)
+    assert info["status"] == "rejected"
+    assert info["reason"] == "size_mismatch"
+
+
+def test_truncated_image_is_rejected(app, api, run_worker):
+    data = (RESOURCES / "tiny.png").read_bytes()[:90]
+    upload_id = api.upload(data, filename="broken.png", content_type="image/png")
+    run_worker()
+    assert api.status(upload_id)["reason"] == "image_corrupt"
+
+
+def test_pixel_flood_is_rejected(app, api, run_worker):
+    app.config["MAX_IMAGE_PIXELS"] = 10_000
+    buffer = io.BytesIO()
+    Image.new("L", (200, 200)).save(buffer, format="PNG")
+    upload_id = api.upload(buffer.getvalue(), filename="big.png", content_type="image/png")
+    run_worker()
+    assert api.status(upload_id)["reason"] == "image_too_many_pixels"
+
+
+def test_bytes_rewritten_after_scan_are_never_served(app, api, run_worker):
+    original = b"the scanned, clean content"
+    grant = api.begin(size=len(original))
+    requests.put(grant["url"], data=original, headers=grant["headers"], timeout=10)
+    upload_id = grant["upload"]["id"]
+    assert api.post(f"/api/uploads/{upload_id}/complete").status_code == 202
+    run_worker()
+    assert api.status(upload_id)["status"] == "available"
+    # The upload URL is still valid: an attacker rewrites the bytes after the scan.
+    evil = b"X" * len(original)
+    assert requests.put(grant["url"], data=evil, headers=grant["headers"], timeout=10).status_code == 200
+    assert download(api, upload_id).content == original
+
+
+def test_scan_job_is_idempotent(app, api, run_worker):
+    upload_id = api.upload(b"run me twice")
+    run_worker()
+    first = row(upload_id)
+    assert first.status == "available"
+    scanned_at = first.scanned_at
+    # A duplicate delivery of the same job changes nothing.
+    get_queue().enqueue("webapp.jobs.scan_upload", upload_id)
+    run_worker()
+    again = row(upload_id)
+    assert again.status == "available"
+    assert again.scanned_at == scanned_at
+    assert download(api, upload_id).content == b"run me twice"
+
+
+def test_scanner_down_keeps_file_unserved_and_retries(app, api, run_worker):
+    app.config["CLAMD_URL"] = "tcp://127.0.0.1:9"  # nothing listens on the discard port
+    upload_id = api.upload(b"cannot be scanned now")
+    run_worker()
+    assert api.status(upload_id)["status"] == "scanning"
+    assert api.get(f"/files/{upload_id}/download").status_code == 404
+    job = get_queue().fetch_job(f"scan-{upload_id}")
+    assert job is not None and job.get_status() == "scheduled"  # retried with backoff
+    assert bucket_keys(app, "files/") == []
+
+
+def test_object_deleted_before_scan_is_rejected(app, api, run_worker):
+    upload_id = api.upload(b"soon gone")
+    get_storage().delete(row(upload_id).incoming_key)
+    run_worker()
+    assert api.status(upload_id)["reason"] == "object_missing"
+
+
+def test_delete_available_file_removes_objects_and_row(app, api, run_worker):
+    upload_id = api.upload((RESOURCES / "tiny.png").read_bytes(), filename="t.png", content_type="image/png")
+    run_worker()
+    assert len(bucket_keys(app)) == 2  # the file and its preview
+    response = api.form_post(f"/files/{upload_id}/delete")
+    assert response.status_code == 302
+    assert bucket_keys(app) == []
+    assert db.session.scalar(select(Upload).where(Upload.id == upload_id)) is None
+
+
+def test_delete_while_scan_pending_leaves_nothing(app, api, run_worker):
+    upload_id = api.upload(b"delete me before the scan")
+    assert api.delete(f"/api/uploads/{upload_id}").status_code == 204
+    run_worker()
+    assert bucket_keys(app) == []
+
+
+class TestMultipart:
+    """Large files go up in parts."""
+
+    @pytest.fixture
+    def app_config(self):
+        return {"MULTIPART_THRESHOLD": 6 * 1024 * 1024, "MULTIPART_PART_SIZE": 5 * 1024 * 1024}
+
+    def test_multipart_upload_flow(self, app, api, run_worker):
+        data = (b"multipart line\n" * 900_000)[: 12 * 1024 * 1024 + 7]
+        grant = api.begin("big.txt", len(data), "text/plain")
+        assert "url" not in grant
+        assert grant["multipart"] == {"part_size": 5 * 1024 * 1024, "part_count": 3}
+        upload_id = grant["upload"]["id"]
+        response = api.post(f"/api/uploads/{upload_id}/parts", json={"part_numbers": [1, 2, 3]})
+        assert response.status_code == 200
+        urls = response.get_json()["parts"]
+        parts = []
+        size = grant["multipart"]["part_size"]
+        for number in (1, 2, 3):
+            chunk = data[(number - 1) * size: number * size]
+            put = requests.put(urls[str(number)], data=chunk, timeout=30)
+            assert put.status_code == 200
+            parts.append({"part_number": number, "etag": put.headers["ETag"]})
+        bad = api.post(f"/api/uploads/{upload_id}/complete", json={"parts": parts[:2]})
+        assert bad.status_code == 422
+        assert bad.get_json()["error"]["code"] == "invalid_parts"
+        done = api.post(f"/api/uploads/{upload_id}/complete", json={"parts": parts})
+        assert done.status_code == 202
+        run_worker()
+        assert api.status(upload_id)["status"] == "available"
+        assert hashlib.sha256(download(api, upload_id).content).digest() == hashlib.sha256(data).digest()
+
+    def test_parts_are_refused_for_out_of_range_numbers(self, app, api):
+        grant = api.begin("big.txt", 7 * 1024 * 1024, "text/plain")
+        response = api.post(f"/api/uploads/{grant['upload']['id']}/parts", json={"part_numbers": [3]})
+        assert response.status_code == 422
+
+    def test_aborting_a_multipart_upload(self, app, api):
+        grant = api.begin("big.txt", 7 * 1024 * 1024, "text/plain")
+        upload_id = grant["upload"]["id"]
+        assert api.delete(f"/api/uploads/{upload_id}").status_code == 204
+        uploads = get_storage().client.list_multipart_uploads(Bucket=app.config["S3_BUCKET"])
+        assert not uploads.get("Uploads")
+
+
+class TestScanningDisabled:
+    """Development without clamd: type checks still run, and every page says scanning is off."""
+
+    @pytest.fixture
+    def app_config(self):
+        return {"SCANNER": "disabled"}
+
+    def test_files_become_available_and_banner_shows(self, app, api, run_worker):
+        upload_id = api.upload(b"unscanned but typed")
+        run_worker()
+        assert api.status(upload_id)["status"] == "available"
+        for url in ("/files", f"/files/{upload_id}"):
+            assert "Virus scanning is disabled" in api.get(url).get_data(as_text=True)
+        anonymous = app.test_client()
+        assert "Virus scanning is disabled" in anonymous.get("/auth/login").get_data(as_text=True)
+
+    def test_types_are_still_checked(self, app, api, run_worker):
+        upload_id = api.upload(b"<html><script></script></html>", filename="a.png", content_type="image/png")
+        run_worker()
+        assert api.status(upload_id)["status"] == "rejected"
