@@ -19,6 +19,7 @@ FLASK = [sys.executable, "-m", "flask", "--app", "wsgi"]
 def port_or_free(preferred):
     """preferred if nothing listens on it, else any free port."""
     with socket.socket() as sock:
+        # As the servers do, so connections lingering in TIME_WAIT do not count as "in use".
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", preferred))
@@ -74,6 +75,8 @@ class DevStack:
         """Start every service, the worker and the web server."""
         if port_or_free(WEB_PORT) != WEB_PORT:
             raise ServiceError(f"port {WEB_PORT} is already in use; stop whatever listens there")
+        self.summary += [f"  {var} from the environment: {self.env[var]}"
+                         for var in ("REDIS_URL", "S3_ENDPOINT_URL", "CLAMD_URL") if self.env.get(var)]
         if not self.env.get("REDIS_URL"):
             process, port = localservices.start_redis(INSTANCE / "redis", port_or_free(6380))
             self.env["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
@@ -99,6 +102,7 @@ class DevStack:
         """Start clamd with the system signatures, or EICAR only; disable scanning without clamd."""
         if not localservices.clamd_binary():
             self.env["SCANNER"] = "disabled"
+            self.summary.append("  clamd         not installed: virus scanning DISABLED")
             print("WARNING: clamd is not installed (Debian: clamav-daemon): uploads are NOT "
                   "scanned and every page says so.", flush=True)
             return
@@ -125,7 +129,6 @@ class DevStack:
         """Stop every child, newest first (the worker still needs Redis while it shuts down)."""
         for _, process in reversed(self.children):
             stop_group(process)
-        self.children.clear()
 
 
 def main():

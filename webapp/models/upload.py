@@ -86,7 +86,7 @@ class Upload(db.Model):
     uploaded_at = mapped_column(UTCDateTime)
     scanned_at = mapped_column(UTCDateTime)
 
-    owner = relationship("User", lazy="joined")
+    owner = relationship("User")
 
     @property
     def status_enum(self):
