@@ -109,7 +109,7 @@ def test_download_redirect_is_short_lived_and_not_cached(app, api, run_worker):
     assert response.headers["Cache-Control"] == "no-store"
     location = response.headers["Location"]
     assert "X-Amz-Expires=120" in location
-    assert f"/files/" in location and "/incoming/" not in location
+    assert "/files/" in location and "/incoming/" not in location
     got = requests.get(location, timeout=10)
     assert got.content == b"secret stuff"
 

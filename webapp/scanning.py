@@ -122,7 +122,7 @@ class ClamdClient:
                 # clamd closes the socket after "INSTREAM size limit exceeded": read its reply.
                 pass
             reply = _read_reply(sock)
-        except socket.timeout as exc:
+        except TimeoutError as exc:
             raise ScannerUnavailable("clamd timed out") from exc
         except OSError as exc:
             raise ScannerUnavailable(f"clamd failed: {exc}") from exc

@@ -13,7 +13,8 @@ class LoginForm(FlaskForm):
 class RegisterForm(FlaskForm):
     email = EmailField("Email", validators=[DataRequired(), Email(check_deliverability=False),
                                             Length(max=254)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(min=10, max=1024)])
+    password = PasswordField("Password", validators=[
+        DataRequired(), Length(min=10, max=1024, message="Use at least 10 characters (at most 1024).")])
     confirm = PasswordField("Repeat password",
                             validators=[DataRequired(), EqualTo("password", "Passwords differ.")])
     submit = SubmitField("Create account")

@@ -9,7 +9,7 @@ from webapp.extensions import db
 from webapp.models.base import UTCDateTime, utcnow
 
 
-class UploadStatus(str, enum.Enum):
+class UploadStatus(enum.StrEnum):
     """Where an upload is in its lifecycle (see DESIGN.md)."""
 
     PENDING = "pending"
@@ -21,9 +21,6 @@ class UploadStatus(str, enum.Enum):
     EXPIRED = "expired"
     REMOVED = "removed"
     DELETED = "deleted"
-
-    def __str__(self):
-        return self.value
 
 
 #: Statuses still on their way to a verdict.

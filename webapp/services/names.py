@@ -44,5 +44,11 @@ def download_name(name, extension):
 def content_disposition(filename):
     """An RFC 6266 attachment header with an ASCII fallback and an RFC 5987 UTF-8 name."""
     ascii_name = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()
-    ascii_name = re.sub(r"[^A-Za-z0-9._ ()+-]", "_", ascii_name).strip() or "download"
+    ascii_name = re.sub(r"[^A-Za-z0-9._ ()+-]", "_", ascii_name).strip()
+    stem, dot, ext = ascii_name.rpartition(".")
+    if not dot:
+        stem, ext = ascii_name, ""
+    if not stem.strip("._ "):
+        # Nothing readable survives (an all-CJK name, say): never hand out a bare ".txt".
+        ascii_name = "download" + (f".{ext}" if ext else "")
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"

@@ -6,7 +6,8 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import and_, func, or_, select, update
 
-from webapp import queue, storage as store
+from webapp import queue
+from webapp import storage as store
 from webapp.extensions import db
 from webapp.models import Upload, UploadStatus, User
 from webapp.models.base import utcnow

@@ -11,8 +11,16 @@ from webapp.extensions import db
 from webapp.models import Upload, UploadStatus
 from webapp.models.base import utcnow
 from webapp.scanning import (
-    RASTER_IMAGES, SNIFF_BYTES, ClamdClient, ImageRejected, ScanIncomplete, check_image,
-    effective_type, sniff_type, types_consistent)
+    RASTER_IMAGES,
+    SNIFF_BYTES,
+    ClamdClient,
+    ImageRejected,
+    ScanIncomplete,
+    check_image,
+    effective_type,
+    sniff_type,
+    types_consistent,
+)
 
 log = logging.getLogger(__name__)
 

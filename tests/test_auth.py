@@ -1,0 +1,157 @@
+"""Accounts through the real forms: sign up, log in, log out, and the CLI."""
+import re
+
+import pytest
+from sqlalchemy import select
+
+from tests.conftest import PASSWORD
+from webapp.extensions import db
+from webapp.models import User
+
+
+def csrf_of(response):
+    return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', response.get_data(as_text=True)).group(1)
+
+
+def login(client, email, password=PASSWORD, next_url=None):
+    page = client.get("/auth/login")
+    url = "/auth/login" + (f"?next={next_url}" if next_url else "")
+    return client.post(url, data={"email": email, "password": password, "csrf_token": csrf_of(page)})
+
+
+def test_register_logs_in_and_hashes_password(app):
+    client = app.test_client()
+    page = client.get("/auth/register")
+    response = client.post("/auth/register", data={
+        "email": "New.Person@Example.com", "password": PASSWORD, "confirm": PASSWORD,
+        "csrf_token": csrf_of(page)})
+    assert response.status_code == 302 and response.headers["Location"] == "/files"
+    assert client.get("/files").status_code == 200
+    user = db.session.scalar(select(User).where(User.email == "new.person@example.com"))
+    assert user is not None
+    assert user.password_hash.startswith("scrypt:")
+    assert PASSWORD not in user.password_hash
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"email": "not-an-email", "password": PASSWORD, "confirm": PASSWORD}, "Invalid email"),
+    ({"email": "a@example.com", "password": "short", "confirm": "short"}, "at least 10"),
+    ({"email": "a@example.com", "password": PASSWORD, "confirm": PASSWORD + "x"}, "Passwords differ"),
+])
+def test_register_refusals_are_readable(app, data, message):
+    client = app.test_client()
+    page = client.get("/auth/register")
+    response = client.post("/auth/register", data={**data, "csrf_token": csrf_of(page)})
+    assert response.status_code == 422
+    assert message in response.get_data(as_text=True)
+    assert db.session.scalar(select(User)) is None
+
+
+def test_register_with_taken_email(app, user):
+    client = app.test_client()
+    page = client.get("/auth/register")
+    response = client.post("/auth/register", data={"email": "OWNER@example.com", "password": PASSWORD,
+                                                   "confirm": PASSWORD, "csrf_token": csrf_of(page)})
+    assert response.status_code == 422
+    assert "already exists" in response.get_data(as_text=True)
+
+
+def test_register_without_csrf_is_refused(app):
+    response = app.test_client().post("/auth/register", data={
+        "email": "x@example.com", "password": PASSWORD, "confirm": PASSWORD})
+    assert response.status_code == 400
+    assert db.session.scalar(select(User)) is None
+
+
+def test_login_and_logout_through_the_forms(app, user):
+    client = app.test_client()
+    response = login(client, "owner@example.com")
+    assert response.status_code == 302 and response.headers["Location"] == "/files"
+    files = client.get("/files")
+    assert "owner@example.com" in files.get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', files.get_data(as_text=True)).group(1)
+    assert client.get("/auth/logout").status_code == 405  # logging out is a POST
+    response = client.post("/auth/logout", data={"csrf_token": token})
+    assert response.status_code == 302
+    assert client.get("/files").status_code == 302
+
+
+def test_logout_without_csrf_is_refused(app, user):
+    client = app.test_client()
+    login(client, "owner@example.com")
+    assert client.post("/auth/logout").status_code == 400
+    assert client.get("/files").status_code == 200
+
+
+def test_wrong_password_and_unknown_user_answer_the_same(app, user):
+    wrong = login(app.test_client(), "owner@example.com", "wrong password!")
+    unknown = login(app.test_client(), "nobody@example.com", "wrong password!")
+    assert wrong.status_code == unknown.status_code == 401
+    assert "Wrong email or password." in wrong.get_data(as_text=True)
+    assert "Wrong email or password." in unknown.get_data(as_text=True)
+
+
+def test_banned_user_cannot_log_in(app, user):
+    user.is_banned = True
+    db.session.commit()
+    assert login(app.test_client(), "owner@example.com").status_code == 401
+
+
+def test_session_is_fresh_after_login(app, user):
+    client = app.test_client()
+    with client.session_transaction() as session:
+        session["planted"] = "by an attacker"
+    login(client, "owner@example.com")
+    with client.session_transaction() as session:
+        assert "planted" not in session
+        assert session["_user_id"] == str(user.id)
+
+
+@pytest.mark.parametrize("target, expected", [
+    ("/files?after=abc", "/files?after=abc"),
+    ("https://evil.example/", "/files"),
+    ("//evil.example/", "/files"),
+    ("/\\evil.example", "/files"),
+    ("javascript:alert(1)", "/files"),
+])
+def test_next_redirect_is_relative_only(app, user, target, expected):
+    response = login(app.test_client(), "owner@example.com", next_url=target)
+    assert response.status_code == 302
+    assert response.headers["Location"] == expected
+
+
+def test_login_cookie_flags(app, user):
+    client = app.test_client()
+    response = login(client, "owner@example.com")
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+class TestCli:
+    """`flask users create` and `flask users promote`."""
+
+    def test_create_user_and_admin(self, app):
+        runner = app.test_cli_runner()
+        result = runner.invoke(args=["users", "create", "cli@example.com", "--password", PASSWORD])
+        assert result.exit_code == 0, result.output
+        result = runner.invoke(args=["users", "create", "boss@example.com", "--password", PASSWORD, "--admin"])
+        assert result.exit_code == 0, result.output
+        users = {u.email: u.is_admin for u in db.session.scalars(select(User))}
+        assert users == {"cli@example.com": False, "boss@example.com": True}
+        assert login(app.test_client(), "cli@example.com").status_code == 302
+
+    def test_duplicate_and_weak_password_fail_clearly(self, app, user):
+        runner = app.test_cli_runner()
+        result = runner.invoke(args=["users", "create", "owner@example.com", "--password", PASSWORD])
+        assert result.exit_code != 0 and "already exists" in result.output
+        result = runner.invoke(args=["users", "create", "new@example.com", "--password", "123"])
+        assert result.exit_code != 0 and "at least" in result.output
+
+    def test_promote(self, app, user):
+        runner = app.test_cli_runner()
+        result = runner.invoke(args=["users", "promote", "owner@example.com"])
+        assert result.exit_code == 0, result.output
+        db.session.expire_all()
+        assert db.session.get(User, user.id).is_admin
+        result = runner.invoke(args=["users", "promote", "ghost@example.com"])
+        assert result.exit_code != 0

@@ -1,0 +1,172 @@
+"""Pure logic: filename rules, download names, type consistency, the clamd reply parser, images."""
+import io
+import socket
+import threading
+
+import pytest
+from PIL import Image
+
+from webapp.config import ConfigError, load_config
+from webapp.scanning import (
+    ClamdClient,
+    ImageRejected,
+    ScanIncomplete,
+    ScannerUnavailable,
+    check_image,
+    effective_type,
+    parse_instream_reply,
+    types_consistent,
+)
+from webapp.services.errors import InvalidInput
+from webapp.services.names import clean_filename, content_disposition, download_name
+
+
+@pytest.mark.parametrize("raw, clean", [
+    ("report.pdf", "report.pdf"),
+    ("Cafe\u0301.txt", "Café.txt"),  # NFC
+    ("notes.txt. . ", "notes.txt"),
+    ("  spaced name.txt", "spaced name.txt"),
+    ("日本語のファイル.txt", "日本語のファイル.txt"),
+])
+def test_clean_filename_accepts(raw, clean):
+    assert clean_filename(raw) == clean
+
+
+@pytest.mark.parametrize("raw", [
+    "", "   ", "...", ".env", "-rf.txt", "a/b.txt", "a\\b.txt", "nul\x00.txt", "tab\there.txt",
+    "line\nbreak.txt", "bidi\u202egnp.exe", "iso\u2066late.txt", "zero\u200bwidth.txt",
+    "x" * 256, "é" * 128, 42, None,
+])
+def test_clean_filename_refuses(raw):
+    with pytest.raises(InvalidInput) as info:
+        clean_filename(raw)
+    assert info.value.code == "invalid_filename"
+
+
+@pytest.mark.parametrize("name, ext, expected", [
+    ("photo.jpeg", "jpg", "photo.jpg"),
+    ("archive.tar", "zip", "archive.zip"),
+    ("noext", "txt", "noext.txt"),
+    ("CON.txt", "txt", "_CON.txt"),
+    ("com1.report.txt", "txt", "_com1.report.txt"),
+    ('say "hi".txt', "txt", "say hi.txt"),
+])
+def test_download_name(name, ext, expected):
+    assert download_name(name, ext) == expected
+
+
+def test_content_disposition_encodes_and_cannot_inject():
+    header = content_disposition('naïve "résumé"\r\n.txt')
+    assert header.startswith('attachment; filename="naive _resume___.txt"')
+    assert "filename*=UTF-8''na%C3%AFve%20%22r%C3%A9sum%C3%A9%22%0D%0A.txt" in header
+    assert "\r" not in header and "\n" not in header
+    assert content_disposition("日本.txt") == (
+        "attachment; filename=\"download.txt\"; filename*=UTF-8''%E6%97%A5%E6%9C%AC.txt")
+
+
+@pytest.mark.parametrize("declared, detected, ok", [
+    ("image/png", "image/png", True),
+    ("image/jpg", "image/jpeg", True),
+    ("text/csv", "text/plain", True),
+    ("text/plain", "text/csv", True),
+    ("image/png", "text/html", False),
+    ("application/pdf", "image/png", False),
+    ("application/zip", "application/x-zip-compressed", True),
+])
+def test_types_consistent(declared, detected, ok):
+    assert types_consistent(declared, detected) is ok
+
+
+def test_effective_type_keeps_csv():
+    assert effective_type("text/csv", "text/plain") == "text/csv"
+    assert effective_type("text/plain", "text/plain") == "text/plain"
+
+
+@pytest.mark.parametrize("reply, result", [
+    ("stream: OK", None),
+    ("stream: Eicar-Test-Signature FOUND", "Eicar-Test-Signature"),
+    ("stream: Win.Test.EICAR_HDB-1 FOUND", "Win.Test.EICAR_HDB-1"),
+])
+def test_parse_instream_reply(reply, result):
+    assert parse_instream_reply(reply) == result
+
+
+@pytest.mark.parametrize("reply", [
+    "INSTREAM size limit exceeded. ERROR",
+    "stream: OK extra",
+    "OK",
+    "stream:  FOUND",
+    "stream: Something ERROR",
+    "garbage",
+])
+def test_parse_instream_reply_refuses_anything_else(reply):
+    with pytest.raises(ScanIncomplete):
+        parse_instream_reply(reply)
+
+
+def test_empty_reply_means_scanner_unavailable():
+    with pytest.raises(ScannerUnavailable):
+        parse_instream_reply("")
+
+
+def test_unreachable_clamd_is_unavailable_not_clean():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(ScannerUnavailable):
+        ClamdClient(f"tcp://127.0.0.1:{port}", timeout=1).scan_stream([b"data"])
+
+
+def test_silent_clamd_times_out():
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    accepted = []
+    thread = threading.Thread(target=lambda: accepted.append(server.accept()), daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(ScannerUnavailable):
+            ClamdClient(f"tcp://127.0.0.1:{server.getsockname()[1]}", timeout=0.5).scan_stream([b"x"])
+    finally:
+        thread.join(2)
+        for conn, _ in accepted:
+            conn.close()
+        server.close()
+
+
+def _png(size, mode="RGB"):
+    buffer = io.BytesIO()
+    Image.new(mode, size).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_check_image_makes_a_png_thumbnail():
+    thumb = Image.open(io.BytesIO(check_image(_png((1000, 500)), 40_000_000, 320)))
+    assert thumb.format == "PNG" and thumb.size == (320, 160)
+
+
+@pytest.mark.parametrize("data, reason", [
+    (_png((300, 300)), "image_too_many_pixels"),
+    (_png((100, 100))[:60], "image_corrupt"),
+    (b"GIF89a" + b"\x00" * 20, "image_corrupt"),
+], ids=["pixel-flood", "truncated-png", "bogus-gif"])
+def test_check_image_refuses(data, reason):
+    with pytest.raises(ImageRejected) as info:
+        check_image(data, 50_000, 320)
+    assert info.value.reason == reason
+
+
+def test_production_refuses_to_start_without_settings():
+    with pytest.raises(ConfigError) as info:
+        load_config("production", {})
+    assert "SECRET_KEY" in str(info.value) and "S3_BUCKET" in str(info.value)
+    complete = {"SECRET_KEY": "s", "DATABASE_URL": "postgresql://x", "REDIS_URL": "redis://x",
+                "S3_BUCKET": "b"}
+    assert load_config("production", complete)["SESSION_COOKIE_SECURE"] is True
+    with pytest.raises(ConfigError):
+        load_config("production", {**complete, "SCANNER": "disabled"})
+
+
+def test_allowed_types_from_environment():
+    config = load_config("development", {"ALLOWED_TYPES": "image/png, application/pdf"})
+    assert config["ALLOWED_TYPES"] == {"image/png": "png", "application/pdf": "pdf"}
