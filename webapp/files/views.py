@@ -28,7 +28,8 @@ def index():
         in_flight={s.value for s in IN_FLIGHT},
         used=used_bytes(current_user.id), quota=quota_for(current_user),
         max_upload=current_app.config["MAX_UPLOAD_BYTES"],
-        allowed_types=sorted(current_app.config["ALLOWED_TYPES"]))
+        allowed_types=sorted(current_app.config["ALLOWED_TYPES"]),
+        allowed_labels=sorted({ext.upper() for ext in current_app.config["ALLOWED_TYPES"].values()}))
 
 
 @bp.route("/files/<upload_id>")
