@@ -313,3 +313,45 @@ def test_finished_transfer_offers_no_cancel_or_retry(tab, user):
     # A refused type cannot be retried, and there is nothing left to cancel.
     expect(transfer.get_by_role("button", name="Retry")).to_be_hidden(timeout=1000)
     expect(transfer.get_by_role("button", name="Cancel")).to_be_hidden(timeout=1000)
+
+
+def test_cancel_mid_upload_then_retry(worker, tab, user, app):
+    page = tab.page
+    data = b"x" * (1024 * 1024)  # about four seconds at the throttled upload speed
+    open_files_page(tab, user)
+    tab.drop(("big.txt", "text/plain", data))
+    transfer = page.locator('[data-role="transfers"] li.transfer')
+    bar = transfer.locator("progress")
+    page.wait_for_function("(bar) => bar.value > 0 && bar.value < bar.max", arg=bar.element_handle())
+
+    transfer.get_by_role("button", name="Cancel").click()
+    expect(transfer).to_have_attribute("data-state", "cancelled")
+    expect(transfer.locator('[data-role="message"]')).to_have_text("Cancelled.")
+    retry = transfer.get_by_role("button", name="Retry")
+    expect(retry).to_be_visible()
+    # The pending upload was aborted on the server: no row, nothing in the bucket.
+    deadline = time.monotonic() + 5
+    while stored_uploads(user) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert stored_uploads(user) == []
+    assert list(get_storage().list_keys("")) == []
+
+    retry.click()
+    row = page.locator("#files tr[data-upload-id]")
+    expect(row.locator('[data-role="status"]')).to_have_text("available", timeout=VERDICT_TIMEOUT)
+    expect(transfer).to_have_attribute("data-state", "available")
+    assert [u.status for u in stored_uploads(user)] == ["available"]
+    tab.assert_clean()
+
+
+def test_server_refusal_is_shown(tab, user):
+    user.quota_bytes = 10
+    db.session.commit()
+    open_files_page(tab, user)
+    tab.drop(("notes.txt", "text/plain", b"more than ten bytes"))
+    transfer = tab.page.locator('[data-role="transfers"] li.transfer')
+    expect(transfer).to_have_attribute("data-state", "failed")
+    expect(transfer.locator('[data-role="message"]')).to_have_text(
+        "This upload would take you over your storage quota.")
+    expect(transfer.get_by_role("button", name="Retry")).to_be_hidden()
+    assert stored_uploads(user) == []
