@@ -163,14 +163,21 @@ def test_scan_job_is_idempotent(app, api, run_worker):
 
 
 def test_scanner_down_keeps_file_unserved_and_retries(app, api, run_worker):
+    clamd = app.config["CLAMD_URL"]
     app.config["CLAMD_URL"] = "tcp://127.0.0.1:9"  # nothing listens on the discard port
-    upload_id = api.upload(b"cannot be scanned now")
+    upload_id = api.upload(EICAR, filename="later.txt")
     run_worker()
     assert api.status(upload_id)["status"] == "scanning"
     assert api.get(f"/files/{upload_id}/download").status_code == 404
-    job = get_queue().fetch_job(f"scan-{upload_id}")
+    queue = get_queue()
+    job = queue.fetch_job(f"scan-{upload_id}")
     assert job is not None and job.get_status() == "scheduled"  # retried with backoff
     assert bucket_keys(app, "files/") == []
+    # clamd is back: the retry scans it (and catches it).
+    app.config["CLAMD_URL"] = clamd
+    queue.scheduled_job_registry.requeue(job.id)
+    run_worker()
+    assert api.status(upload_id)["status"] == "quarantined"
 
 
 def test_object_deleted_before_scan_is_rejected(app, api, run_worker):
@@ -262,3 +269,42 @@ class TestScanningDisabled:
         upload_id = api.upload(b"<html><script></script></html>", filename="a.png", content_type="image/png")
         run_worker()
         assert api.status(upload_id)["status"] == "rejected"
+
+
+def _break_storage(app):
+    """Point the app at an S3 endpoint where nothing listens (connection refused at once)."""
+    app.config["S3_ENDPOINT_URL"] = "http://127.0.0.1:9"
+    app.extensions.pop("satchel.storage", None)
+
+
+def test_storage_down_at_complete_is_503_and_nothing_changes(app, api):
+    grant = api.begin(size=5)
+    requests.put(grant["url"], data=b"12345", headers=grant["headers"], timeout=10)
+    _break_storage(app)
+    response = api.post(f"/api/uploads/{grant['upload']['id']}/complete")
+    assert response.status_code == 503
+    assert response.get_json()["error"]["code"] == "storage_unavailable"
+    assert row(grant["upload"]["id"]).status == "pending"
+
+
+def test_presigning_works_while_storage_is_down(app, api):
+    _break_storage(app)
+    grant = api.begin(size=5)  # signing is local
+    assert grant["url"].startswith("http://127.0.0.1:9/")
+
+
+def test_storage_down_during_scan_retries_and_serves_nothing(app, api, run_worker):
+    upload_id = api.upload(b"storage goes away")
+    endpoint = app.config["S3_ENDPOINT_URL"]
+    _break_storage(app)
+    run_worker()
+    assert row(upload_id).status == "scanning"
+    queue = get_queue()
+    assert queue.fetch_job(f"scan-{upload_id}").get_status() == "scheduled"
+    # Storage comes back; the retry (due later) is run now and finishes the upload.
+    app.config["S3_ENDPOINT_URL"] = endpoint
+    app.extensions.pop("satchel.storage", None)
+    queue.scheduled_job_registry.requeue(f"scan-{upload_id}")
+    run_worker()
+    assert row(upload_id).status == "available"
+    assert download(api, upload_id).content == b"storage goes away"
