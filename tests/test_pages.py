@@ -159,6 +159,7 @@ OWNER_ROUTES = [
     ("GET", "/files/{id}"),
     ("GET", "/files/{id}/download"),
     ("GET", "/files/{id}/preview"),
+    ("GET", "/files/{id}/delete"),
     ("POST", "/files/{id}/delete"),
     ("GET", "/api/uploads/{id}"),
     ("DELETE", "/api/uploads/{id}"),
@@ -226,3 +227,18 @@ def test_admin_can_view_and_download_any_file(app, owned_file, make_user):
     response = admin_api.get(f"/files/{owned_file}/download")
     assert response.status_code == 302
     assert requests.get(response.headers["Location"], timeout=10).content == b"mine alone"
+
+
+def test_delete_asks_for_confirmation_first(app, api, run_worker):
+    upload_id = api.upload(b"think twice", filename="keep?.txt")
+    run_worker()
+    page = api.get(f"/files/{upload_id}/delete")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "Delete this file?" in html and "keep?.txt" in html and 'name="csrf_token"' in html
+    assert db.session.get(Upload, upload_id).status == "available"  # a GET deletes nothing
+    response = api.form_post(f"/files/{upload_id}/delete")
+    assert response.status_code == 302 and response.headers["Location"] == "/files"
+    db.session.expire_all()
+    assert db.session.get(Upload, upload_id) is None
+    assert "Deleted keep?.txt." in api.get("/files").get_data(as_text=True)

@@ -1,5 +1,5 @@
 """HTML pages for browsing, downloading and deleting files."""
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from webapp.files import bp
@@ -60,11 +60,15 @@ def preview(upload_id):
     return response
 
 
-@bp.route("/files/<upload_id>/delete", methods=["POST"])
+@bp.route("/files/<upload_id>/delete", methods=["GET", "POST"])
 @login_required
 def delete(upload_id):
-    """Delete a file: its objects and its row."""
+    """Ask for confirmation (GET), then delete a file: its objects and its row (POST)."""
     upload = uploads.find_upload(current_user, upload_id)
+    if upload.user_id != current_user.id:
+        abort(404)
+    if request.method == "GET":
+        return render_template("files/delete.html", upload=upload)
     name = upload.filename
     uploads.delete_upload(current_user, upload_id)
     flash(f"Deleted {name}.", "info")
