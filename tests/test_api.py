@@ -175,3 +175,30 @@ def test_expired_presign_ttl_follows_config(app, api):
     app.config["UPLOAD_URL_TTL"] = 90
     grant = api.begin()
     assert parse_qs(urlsplit(grant["url"]).query)["X-Amz-Expires"] == ["90"]
+
+
+@pytest.mark.parametrize("parts", [
+    "nope", [], [1, 2], [{"part_number": 1}], [{"part_number": "1", "etag": '"abc"'}],
+    [{"part_number": 1, "etag": 'abc"\x00'}], [{"part_number": 10**30, "etag": '"abc"'}],
+    [{"part_number": 1, "etag": '"' + "a" * 500 + '"'}],
+])
+def test_hostile_parts_lists_are_422(app, api, parts):
+    app.config["MULTIPART_THRESHOLD"] = 6 * 1024 * 1024
+    grant = api.begin("big.txt", 7 * 1024 * 1024, "text/plain")
+    response = api.post(f"/api/uploads/{grant['upload']['id']}/complete", json={"parts": parts})
+    assert_error(response, 422, "invalid_parts")
+
+
+@pytest.mark.parametrize("numbers", ["1", [], [0], [-1], [True], [1.0], list(range(1, 1002)), [10**30]])
+def test_hostile_part_numbers_are_422(app, api, numbers):
+    app.config["MULTIPART_THRESHOLD"] = 6 * 1024 * 1024
+    grant = api.begin("big.txt", 7 * 1024 * 1024, "text/plain")
+    response = api.post(f"/api/uploads/{grant['upload']['id']}/parts", json={"part_numbers": numbers})
+    assert_error(response, 422, "invalid_parts")
+
+
+def test_huge_json_numbers_are_refused(api):
+    response = api.post("/api/uploads", data='{"filename": "a.txt", "size": 1e400, "content_type": "text/plain"}',
+                        content_type="application/json")
+    assert response.status_code in (400, 422)
+    assert "error" in response.get_json()

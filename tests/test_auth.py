@@ -155,3 +155,17 @@ class TestCli:
         assert db.session.get(User, user.id).is_admin
         result = runner.invoke(args=["users", "promote", "ghost@example.com"])
         assert result.exit_code != 0
+
+
+@pytest.mark.parametrize("target", ["/\r\nSet-Cookie: a=b", "/files\x00", "/\tfiles", "/files\x7f"])
+def test_next_with_control_characters_falls_back(app, user, target):
+    response = login(app.test_client(), "owner@example.com", next_url=target.replace("\r\n", "%0D%0A"))
+    assert response.status_code in (302, 400)
+    assert "Set-Cookie: a=b" not in response.headers.get("Location", "")
+    if response.status_code == 302:
+        assert response.headers["Location"] == "/files"
+
+
+def test_nul_in_login_email_is_a_clean_refusal(app, user):
+    response = login(app.test_client(), "owner@example.com\x00")
+    assert response.status_code == 400

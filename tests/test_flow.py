@@ -1,6 +1,7 @@
 """The scan pipeline end to end: real S3 (moto), real clamd, real Redis, the real RQ job code."""
 import hashlib
 import io
+import re
 
 import pytest
 import requests
@@ -41,7 +42,9 @@ def test_text_file_becomes_available_and_downloads_identical(app, api, run_worke
     assert disposition.startswith('attachment; filename="Resume notes.txt"')
     assert "filename*=UTF-8''R%C3%A9sum%C3%A9%20notes.txt" in disposition
     assert bucket_keys(app, "incoming/") == []
-    assert bucket_keys(app, "files/") == [f"files/{user.id}/{upload_id}.txt"]
+    [key] = bucket_keys(app, "files/")
+    assert re.fullmatch(rf"files/{user.id}/{re.escape(upload_id)}-[0-9a-f]{{16}}\.txt", key)
+    assert row(upload_id).file_key == key
 
 
 @pytest.mark.parametrize("name, content_type, ext", [
@@ -57,7 +60,7 @@ def test_allowed_samples_become_available(app, api, run_worker, user, name, cont
     info = api.status(upload_id)
     assert info["status"] == "available", info
     assert info["detected_type"] == content_type
-    assert row(upload_id).file_key == f"files/{user.id}/{upload_id}.{ext}"
+    assert re.fullmatch(rf"files/{user.id}/{re.escape(upload_id)}-[0-9a-f]{{16}}\.{ext}", row(upload_id).file_key)
     assert download(api, upload_id).content == data
 
 
@@ -308,3 +311,126 @@ def test_storage_down_during_scan_retries_and_serves_nothing(app, api, run_worke
     run_worker()
     assert row(upload_id).status == "available"
     assert download(api, upload_id).content == b"storage goes away"
+
+
+# --- Races: every run of a scan is at-least-once and may overlap with another or with a delete ---
+
+def _claim(upload_id, job_id):
+    from webapp.services.verification import _claim as claim
+
+    return claim(upload_id, job_id)
+
+
+def _run(upload_id, token):
+    from webapp.services.verification import _run_pipeline
+
+    return _run_pipeline(row(upload_id), token)
+
+
+SECOND = b"second version, same size"
+
+
+def test_a_stale_run_cannot_replace_what_the_winner_promoted(app, api, run_worker):
+    original = b"clean bytes that were scanned"
+    grant = api.begin(size=len(original))
+    requests.put(grant["url"], data=original, headers=grant["headers"], timeout=10)
+    upload_id = grant["upload"]["id"]
+    api.post(f"/api/uploads/{upload_id}/complete")
+    stale_token = _claim(upload_id, "stale-run")  # a run that stalls after claiming the row
+    run_worker()  # a second delivery takes the row over and promotes it
+    assert row(upload_id).status == "available"
+    # The stale run resumes after the bytes were rewritten through the still-valid URL.
+    evil = b"Z" * len(original)
+    requests.put(grant["url"], data=evil, headers=grant["headers"], timeout=10)
+    assert _run(upload_id, stale_token) is None
+    assert download(api, upload_id).content == original
+    assert row(upload_id).sha256 == hashlib.sha256(original).hexdigest()
+    assert bucket_keys(app, "files/") == [row(upload_id).file_key]
+
+
+def test_a_scan_that_loses_to_a_delete_removes_its_own_copy(app, api):
+    upload_id = api.upload((RESOURCES / "tiny.png").read_bytes(), filename="t.png", content_type="image/png")
+    token = _claim(upload_id, "slow-run")
+    upload = row(upload_id)
+    upload.status = "deleted"  # delete_upload's first step, committed before the scan finishes
+    db.session.commit()
+    assert _run(upload_id, token) is None
+    assert bucket_keys(app, "files/") == [] and bucket_keys(app, "derivatives/") == []
+
+
+def test_bytes_changed_between_scan_and_copy_are_scanned_again(app, api, run_worker, monkeypatch):
+    from webapp.storage import Storage
+
+    first = b"first version of the text"
+    assert len(first) == len(SECOND)
+    upload_id = api.upload(first)
+    url = get_storage().client.generate_presigned_url(
+        "put_object", Params={"Bucket": app.config["S3_BUCKET"], "Key": row(upload_id).incoming_key})
+    real_copy = Storage.copy
+    rewrites = []
+
+    def copy_after_rewrite(self, source, dest, if_match, content_type):
+        # Someone rewrites the object between the scan and the promotion copy.
+        if len(rewrites) < 1:
+            rewrites.append(requests.put(url, data=SECOND, timeout=10).status_code)
+        return real_copy(self, source, dest, if_match, content_type)
+
+    monkeypatch.setattr(Storage, "copy", copy_after_rewrite)
+    run_worker()
+    assert rewrites == [200]
+    info = api.status(upload_id)
+    assert info["status"] == "available"
+    # What is served is what was scanned last, never the unscanned rewrite of the first pass.
+    assert info["sha256"] == hashlib.sha256(SECOND).hexdigest()
+    assert download(api, upload_id).content == SECOND
+    assert len(bucket_keys(app, "files/")) == 1
+
+
+def test_bytes_that_keep_changing_are_rejected(app, api, run_worker, monkeypatch):
+    from webapp.storage import Storage
+
+    upload_id = api.upload(b"0123456789")
+    url = get_storage().client.generate_presigned_url(
+        "put_object", Params={"Bucket": app.config["S3_BUCKET"], "Key": row(upload_id).incoming_key})
+    real_copy = Storage.copy
+    versions = iter(range(100))
+
+    def copy_after_rewrite(self, source, dest, if_match, content_type):
+        requests.put(url, data=b"%010d" % next(versions), timeout=10)
+        return real_copy(self, source, dest, if_match, content_type)
+
+    monkeypatch.setattr(Storage, "copy", copy_after_rewrite)
+    run_worker()
+    assert api.status(upload_id)["reason"] == "modified_during_scan"
+    assert bucket_keys(app, "files/") == []
+
+
+def test_rejected_upload_leaves_no_object(app, api, run_worker):
+    upload_id = api.upload(b"<html><body>not an image</body></html>", filename="x.png", content_type="image/png")
+    run_worker()
+    assert api.status(upload_id)["status"] == "rejected"
+    assert bucket_keys(app) == []
+
+
+def test_completing_again_requeues_a_lost_scan(app, api, run_worker):
+    upload_id = api.upload(b"the enqueue was lost")
+    get_queue().empty()  # as if Redis had been down when complete was first called
+    run_worker()
+    assert row(upload_id).status == "uploaded"
+    assert api.post(f"/api/uploads/{upload_id}/complete").status_code == 202
+    run_worker()
+    assert api.status(upload_id)["status"] == "available"
+
+
+def test_stream_over_clamd_limit_is_never_clean(app, api, run_worker, services, tmp_path):
+    from webapp import localservices
+
+    process, port = localservices.start_clamd(tmp_path / "small-clamd", stream_max="1M")
+    try:
+        app.config["CLAMD_URL"] = f"tcp://127.0.0.1:{port}"
+        upload_id = api.upload(b"a" * (2 * 1024 * 1024), filename="big.txt")
+        run_worker()
+    finally:
+        localservices.stop(process)
+    info = api.status(upload_id)
+    assert (info["status"], info["reason"]) == ("rejected", "scan_incomplete")

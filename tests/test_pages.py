@@ -242,3 +242,26 @@ def test_delete_asks_for_confirmation_first(app, api, run_worker):
     db.session.expire_all()
     assert db.session.get(Upload, upload_id) is None
     assert "Deleted keep?.txt." in api.get("/files").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("raw", [
+    "0001-01-01T00:00:00+05:00|abc",
+    "9999-12-31T23:59:59-05:00|abc",
+    "2026-01-01T00:00:00|abc",
+    "2026-01-01T00:00:00+00:00|abc\x00",
+    "2026-01-01T00:00:00+00:00|" + "a" * 100,
+    "no separator",
+])
+def test_hostile_cursors_are_422_not_500(api, raw):
+    import base64
+
+    cursor = base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    response = api.get(f"/files?after={cursor}")
+    assert response.status_code == 422
+
+
+@pytest.mark.parametrize("path", ["/files/%00", "/files/abc%00def/download", "/api/uploads/%00",
+                                  "/files?after=%00", "/files/%E2%80%AE"])
+def test_nul_and_odd_ids_never_500(api, path):
+    response = api.get(path)
+    assert response.status_code in (400, 404)

@@ -66,10 +66,11 @@ def register_blueprints(app):
 def register_errorhandlers(app):
     """JSON errors under /api, pages elsewhere; security headers on every response."""
     from webapp.errors import register_errorhandlers as register
-    from webapp.security import register_security_headers
+    from webapp.security import register_input_guards, register_security_headers
 
     register(app)
     register_security_headers(app)
+    register_input_guards(app)
 
 
 def register_template_context(app):

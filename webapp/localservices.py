@@ -59,7 +59,7 @@ def write_eicar_signatures(directory):
     return directory
 
 
-def start_clamd(workdir, port=None, database=None, stream_max="100M"):
+def start_clamd(workdir, port=None, database=None, stream_max="1024M"):
     """Start clamd in the foreground on 127.0.0.1:port; returns (process, port)."""
     binary = clamd_binary()
     if not binary:

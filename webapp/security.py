@@ -1,5 +1,7 @@
-"""Response headers that every page carries."""
+"""Response headers that every page carries, and a guard against NUL bytes in requests."""
 from urllib.parse import urlsplit
+
+from flask import abort, request
 
 
 def storage_origin(config):
@@ -33,3 +35,15 @@ def register_security_headers(app):
         response.headers["X-Frame-Options"] = "DENY"
         response.headers["Referrer-Policy"] = "same-origin"
         return response
+
+
+def register_input_guards(app):
+    """Refuse NUL characters anywhere in the URL or form: no database stores them (PostgreSQL errors)."""
+
+    @app.before_request
+    def refuse_nul():
+        values = [request.path, *request.args.keys(), *request.args.values()]
+        if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            values += [*request.form.keys(), *request.form.values()]
+        if any("\x00" in value for value in values):
+            abort(400, "The request contains a NUL character.")

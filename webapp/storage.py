@@ -215,14 +215,14 @@ def incoming_key(user_id, upload_id):
     return f"{INCOMING}/{user_id}/{upload_id}"
 
 
-def file_key(user_id, upload_id, extension):
-    """Where a verified upload lives; the extension comes from the detected type."""
-    return f"{FILES}/{user_id}/{upload_id}.{extension}"
+def file_key(user_id, upload_id, run, extension):
+    """Where a verified upload lives; unique per scan run, extension from the detected type."""
+    return f"{FILES}/{user_id}/{upload_id}-{run}.{extension}"
 
 
-def thumbnail_key(user_id, upload_id):
-    """Where an image's re-encoded preview lives."""
-    return f"{DERIVATIVES}/{user_id}/{upload_id}.png"
+def thumbnail_key(user_id, upload_id, run):
+    """Where an image's re-encoded preview lives (unique per scan run)."""
+    return f"{DERIVATIVES}/{user_id}/{upload_id}-{run}.png"
 
 
 def get_storage():

@@ -1,4 +1,5 @@
 """Jinja filters and globals."""
+from webapp.reasons import reason_text
 
 
 def filesize(value):
@@ -11,22 +12,6 @@ def filesize(value):
     return f"{value:.1f} TB"
 
 
-REASONS = {
-    "size_mismatch": "The uploaded bytes did not match the declared size.",
-    "too_large": "The file is larger than allowed.",
-    "type_not_allowed": "This kind of file is not accepted.",
-    "type_mismatch": "The file's content does not match its declared type.",
-    "malware": "Malware was found in this file.",
-    "scan_incomplete": "The virus scanner could not finish scanning this file.",
-    "object_missing": "The file's bytes never arrived in storage.",
-    "modified_during_scan": "The file kept changing while it was being checked.",
-    "image_corrupt": "The image is damaged or not a real image.",
-    "image_too_many_pixels": "The image has too many pixels.",
-    "image_too_large": "The image file is too large to check.",
-    "expired": "The upload was never finished.",
-}
-
-
 def register(app):
     """Install filters and globals on app."""
     app.jinja_env.filters["filesize"] = filesize
@@ -35,5 +20,5 @@ def register(app):
     def globals_():
         return {
             "scanning_disabled": app.config["SCANNER"] != "clamd",
-            "reason_text": lambda code: REASONS.get(code, code or ""),
+            "reason_text": reason_text,
         }

@@ -48,7 +48,6 @@ def upgrade():
     sa.Column('part_size', sa.BigInteger(), nullable=True),
     sa.Column('part_count', sa.Integer(), nullable=True),
     sa.Column('scan_token', sa.String(length=32), nullable=True),
-    sa.Column('scan_attempts', sa.Integer(), nullable=False),
     sa.Column('job_id', sa.String(length=64), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),

@@ -2,13 +2,13 @@
 const FINAL = new Set(["available", "rejected", "quarantined", "expired", "removed", "deleted"]);
 const POLL_MS = 1500;
 
-function setStatus(el, upload) {
+export function setStatus(el, upload) {
   el.dataset.status = upload.status;
   const badge = el.querySelector('[data-role="status"]');
   if (badge) {
     badge.textContent = upload.status;
     badge.className = `badge status-${upload.status}`;
-    badge.title = upload.reason || "";
+    badge.title = upload.message || "";
   }
   const download = el.querySelector('[data-role="download"]');
   if (download) download.hidden = upload.status !== "available";

@@ -1,9 +1,10 @@
 // The upload widget: files go straight to object storage through presigned URLs.
-import { follow, watchElement } from "./status.js";
+import { follow, setStatus } from "./status.js";
 
 const root = document.getElementById("uploader");
 const csrf = document.querySelector('meta[name="csrf-token"]').content;
 const apiBase = root.dataset.apiBase.replace(/\/$/, "");
+const filesBase = root.dataset.filesBase.replace(/\/$/, "");
 const maxBytes = Number(root.dataset.maxBytes);
 const allowed = new Set(root.dataset.allowedTypes.split(","));
 const list = root.querySelector('[data-role="transfers"]');
@@ -12,15 +13,22 @@ const PART_BATCH = 20;
 const GUESS = { png: "image/png", jpg: "image/jpeg", jpeg: "image/jpeg", gif: "image/gif",
   webp: "image/webp", pdf: "application/pdf", txt: "text/plain", csv: "text/csv",
   zip: "application/zip", mp4: "video/mp4", mp3: "audio/mpeg" };
+// Names some browsers and systems give to allowed types (the server folds them the same way).
+const ALIASES = { "image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "image/x-png": "image/png",
+  "application/x-zip-compressed": "application/zip", "audio/mp3": "audio/mpeg",
+  "application/csv": "text/csv", "text/x-csv": "text/csv", "application/x-pdf": "application/pdf" };
 
 class Refused extends Error {
   constructor(message, code) { super(message); this.code = code; }
 }
 
 function contentTypeOf(file) {
-  if (file.type) return file.type;
+  const reported = ALIASES[file.type] || file.type;
+  if (allowed.has(reported)) return reported;
+  // Unknown or odd types (Windows calls CSV "application/vnd.ms-excel"): go by the extension;
+  // the worker checks the real content either way.
   const ext = file.name.includes(".") ? file.name.split(".").pop().toLowerCase() : "";
-  return GUESS[ext] || "application/octet-stream";
+  return GUESS[ext] || reported || "application/octet-stream";
 }
 
 function humanSize(bytes) {
@@ -97,10 +105,9 @@ function ensureTable() {
 
 function addListingRow(upload) {
   const tbody = ensureTable();
-  const row = el("tr", { "data-upload-id": upload.id, "data-status": upload.status,
-    "data-poll-url": `${apiBase}/${upload.id}` });
+  const row = el("tr", { "data-upload-id": upload.id, "data-status": upload.status });
   const name = el("td");
-  name.appendChild(el("a", { href: `/files/${encodeURIComponent(upload.id)}` }, upload.filename));
+  name.appendChild(el("a", { href: `${filesBase}/${encodeURIComponent(upload.id)}` }, upload.filename));
   row.appendChild(name);
   row.appendChild(el("td", {}, humanSize(upload.size)));
   row.appendChild(el("td", { "data-role": "type" }, upload.content_type));
@@ -109,7 +116,7 @@ function addListingRow(upload) {
   row.appendChild(status);
   row.appendChild(el("td", {}, "just now"));
   const actions = el("td", { class: "actions" });
-  const download = el("a", { href: `/files/${encodeURIComponent(upload.id)}/download`, "data-role": "download" }, "Download");
+  const download = el("a", { href: `${filesBase}/${encodeURIComponent(upload.id)}/download`, "data-role": "download" }, "Download");
   download.hidden = true;
   actions.appendChild(download);
   row.appendChild(actions);
@@ -161,18 +168,22 @@ class Transfer {
       this.state("signing", "Preparing…");
       const grant = await api("POST", "", { filename: this.file.name, size: this.file.size, content_type: contentTypeOf(this.file) });
       this.upload = grant.upload;
+      if (this.cancelled) throw new Refused("Cancelled.", "cancelled");
       this.state("uploading", "Uploading…");
       let body;
       if (grant.multipart) body = { parts: await this.sendParts(grant.multipart) };
       else await put(grant.url, this.file, grant.headers, (loaded) => { this.bar.value = loaded; }, this);
       this.bar.value = this.file.size;
       this.state("completing", "Finishing…");
-      const done = await api("POST", `/${this.upload.id}/complete`, body);
+      if (this.cancelled) throw new Refused("Cancelled.", "cancelled");
+      const done = await api("POST", `/${encodeURIComponent(this.upload.id)}/complete`, body);
       this.cancelButton.hidden = true;
       this.state("checking", "Checking the file…");
       const row = addListingRow({ ...this.upload, ...done.upload });
-      watchElement(row);
-      follow(`${apiBase}/${this.upload.id}`, (upload) => this.onStatus(upload));
+      follow(`${apiBase}/${encodeURIComponent(this.upload.id)}`, (upload) => {
+        setStatus(row, upload);
+        this.onStatus(upload);
+      });
     } catch (err) {
       this.fail(err);
     }
@@ -184,7 +195,7 @@ class Transfer {
     for (let first = 1; first <= partCount; first += PART_BATCH) {
       const numbers = [];
       for (let n = first; n < first + PART_BATCH && n <= partCount; n += 1) numbers.push(n);
-      const { parts } = await api("POST", `/${this.upload.id}/parts`, { part_numbers: numbers });
+      const { parts } = await api("POST", `/${encodeURIComponent(this.upload.id)}/parts`, { part_numbers: numbers });
       for (const n of numbers) {
         if (this.cancelled) throw new Refused("Cancelled.", "cancelled");
         const blob = this.file.slice((n - 1) * partSize, Math.min(n * partSize, this.file.size));
@@ -204,18 +215,16 @@ class Transfer {
       uploaded: "Waiting for the checker…",
       scanning: "Scanning…",
       available: "Ready.",
-      rejected: `Refused: ${upload.reason || "the file did not pass the checks"}.`,
+      rejected: `Refused: ${upload.message || "the file did not pass the checks."}`,
       quarantined: "Quarantined: malware was found.",
     };
     this.state(upload.status, labels[upload.status] || upload.status);
   }
 
-  async cancel() {
+  // The running step notices (an aborted PUT, or the flag between steps) and fail() cleans up.
+  cancel() {
     this.cancelled = true;
     if (this.xhr) this.xhr.abort();
-    if (this.upload) {
-      try { await api("DELETE", `/${this.upload.id}`); } catch (err) { /* already gone */ }
-    }
   }
 
   fail(err) {
@@ -224,8 +233,9 @@ class Transfer {
     this.cancelButton.hidden = true;
     const retryable = cancelled || ["network", "storage_refused", "object_missing", "storage_unavailable", "unavailable", "503"].includes(err.code);
     this.retryButton.hidden = !retryable;
-    if (this.upload && !cancelled) {
-      api("DELETE", `/${this.upload.id}`).catch(() => {});
+    if (this.upload) {
+      // Abort the pending upload on the server: its row, any bytes, and the quota it reserved.
+      api("DELETE", `/${encodeURIComponent(this.upload.id)}`).catch(() => {});
     }
     this.upload = null;
   }

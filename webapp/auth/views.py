@@ -12,7 +12,7 @@ from webapp.services.errors import ServiceError
 
 def _safe_next(target):
     """Only same-site relative paths are followed after login."""
-    if not target:
+    if not target or any(ord(char) < 0x20 or ord(char) == 0x7F for char in target):
         return None
     parts = urlsplit(target)
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") \

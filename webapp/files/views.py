@@ -3,7 +3,6 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_login import current_user, login_required
 
 from webapp.files import bp
-from webapp.models.upload import IN_FLIGHT
 from webapp.services import uploads
 from webapp.services.uploads import quota_for, used_bytes
 
@@ -25,7 +24,6 @@ def index():
     return render_template(
         "files/index.html", uploads=rows, next_cursor=next_cursor,
         first_page=not request.args.get("after"),
-        in_flight={s.value for s in IN_FLIGHT},
         used=used_bytes(current_user.id), quota=quota_for(current_user),
         max_upload=current_app.config["MAX_UPLOAD_BYTES"],
         allowed_types=sorted(current_app.config["ALLOWED_TYPES"]),
@@ -37,8 +35,7 @@ def index():
 def detail(upload_id):
     """One file's details and scan result."""
     upload = uploads.find_upload(current_user, upload_id)
-    return render_template("files/detail.html", upload=upload,
-                           in_flight={s.value for s in IN_FLIGHT})
+    return render_template("files/detail.html", upload=upload)
 
 
 @bp.route("/files/<upload_id>/download")
@@ -64,12 +61,11 @@ def preview(upload_id):
 @login_required
 def delete(upload_id):
     """Ask for confirmation (GET), then delete a file: its objects and its row (POST)."""
-    upload = uploads.find_upload(current_user, upload_id)
-    if upload.user_id != current_user.id:
-        abort(404)
     if request.method == "GET":
+        upload = uploads.find_upload(current_user, upload_id)
+        if upload.user_id != current_user.id:
+            abort(404)
         return render_template("files/delete.html", upload=upload)
-    name = upload.filename
-    uploads.delete_upload(current_user, upload_id)
+    name = uploads.delete_upload(current_user, upload_id)
     flash(f"Deleted {name}.", "info")
     return redirect(url_for("files.index"))

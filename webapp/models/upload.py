@@ -7,6 +7,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp.extensions import db
 from webapp.models.base import UTCDateTime, utcnow
+from webapp.reasons import reason_text
 
 
 class UploadStatus(enum.StrEnum):
@@ -73,7 +74,6 @@ class Upload(db.Model):
     part_count: Mapped[int | None] = mapped_column(Integer)
     #: random token of the scan run that owns the row; guards compare-and-set updates
     scan_token: Mapped[str | None] = mapped_column(String(32))
-    scan_attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     #: RQ job id that last touched the row
     job_id: Mapped[str | None] = mapped_column(String(64))
     created_at = mapped_column(UTCDateTime, nullable=False, default=utcnow)
@@ -84,11 +84,6 @@ class Upload(db.Model):
     scanned_at = mapped_column(UTCDateTime)
 
     owner = relationship("User")
-
-    @property
-    def status_enum(self):
-        """The status as an UploadStatus."""
-        return UploadStatus(self.status)
 
     @property
     def is_available(self):
@@ -104,6 +99,7 @@ class Upload(db.Model):
             "id": self.id,
             "status": self.status,
             "reason": self.reason,
+            "message": reason_text(self.reason) if self.reason else None,
             "signature": self.signature,
             "filename": self.filename,
             "size": self.size,

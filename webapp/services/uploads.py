@@ -1,7 +1,8 @@
 """Upload use cases: begin (presign), parts, complete, read, list, delete, download."""
 import base64
 import math
-from datetime import datetime, timedelta
+import re
+from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import and_, func, or_, select, update
@@ -20,7 +21,13 @@ S3_MIN_PART = 5 * 1024 * 1024
 S3_MAX_PARTS = 10_000
 
 
-def _storage_unavailable(exc):
+#: Upload ids are token_urlsafe(16): anything else cannot name an upload.
+_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,32}")
+#: What S3 hands back as a part's ETag: hex, quoted or not.
+_ETAG_PATTERN = re.compile(r'"?[A-Za-z0-9-]{1,100}"?')
+
+
+def _storage_unavailable():
     return Unavailable("File storage is unreachable; try again shortly.", "storage_unavailable")
 
 
@@ -106,7 +113,7 @@ def begin_upload(user, filename, size, content_type):
             upload.multipart_upload_id = storage.create_multipart(key, content_type)
         except store.StorageError as exc:
             db.session.rollback()
-            raise _storage_unavailable(exc) from exc
+            raise _storage_unavailable() from exc
         upload.part_size, upload.part_count = plan
         result["multipart"] = {"part_size": plan[0], "part_count": plan[1]}
     else:
@@ -126,7 +133,7 @@ def begin_upload(user, filename, size, content_type):
 
 def find_upload(user, upload_id, statuses=None):
     """The user's upload (any user's for admins), or NotFound: other people's ids do not exist."""
-    if not isinstance(upload_id, str) or len(upload_id) > 32:
+    if not isinstance(upload_id, str) or not _ID_PATTERN.fullmatch(upload_id):
         raise NotFound()
     query = select(Upload).where(Upload.id == upload_id)
     if not user.is_admin:
@@ -176,7 +183,7 @@ def _parse_parts(parts, part_count):
             raise InvalidInput("Each part needs a part_number and an etag.", "invalid_parts")
         number, etag = item.get("part_number"), item.get("etag")
         if (not isinstance(number, int) or isinstance(number, bool) or not isinstance(etag, str)
-                or not etag or len(etag) > 128 or not 1 <= number <= part_count):
+                or not _ETAG_PATTERN.fullmatch(etag) or not 1 <= number <= part_count):
             raise InvalidInput("Each part needs a valid part_number and etag.", "invalid_parts")
         seen[number] = etag
     if sorted(seen) != list(range(1, part_count + 1)):
@@ -187,10 +194,12 @@ def _parse_parts(parts, part_count):
 def complete_upload(user, upload_id, parts=None):
     """Mark a pending upload uploaded once its bytes are in storage, then queue its scan."""
     upload = _own_upload(user, upload_id)
+    if upload.status == UploadStatus.UPLOADED.value:
+        # Completing again is harmless, and re-queues a scan whose enqueue was lost.
+        queue.enqueue_scan(upload.id, upload.size)
+        return upload
     if upload.status != UploadStatus.PENDING.value:
-        if upload.status in (UploadStatus.EXPIRED.value,):
-            raise Conflict("This upload expired.", "upload_expired")
-        return upload  # completing twice is harmless
+        return upload
     storage = store.get_storage()
     try:
         if upload.multipart_upload_id:
@@ -201,7 +210,7 @@ def complete_upload(user, upload_id, parts=None):
     except store.ObjectMissing as exc:
         raise Conflict("The file's bytes have not arrived in storage yet.", "object_missing") from exc
     except store.StorageError as exc:
-        raise _storage_unavailable(exc) from exc
+        raise _storage_unavailable() from exc
     mark_uploaded(upload.id)
     db.session.refresh(upload)
     return upload
@@ -223,24 +232,28 @@ def mark_uploaded(upload_id):
 
 
 def delete_upload(user, upload_id):
-    """Abort a pending upload or delete a file: its objects first, then its row."""
+    """Abort a pending upload or delete a file: its objects first, then its row; returns its name."""
     upload = _own_upload(user, upload_id)
-    storage = store.get_storage()
-    keys = [upload.incoming_key, upload.file_key, upload.thumbnail_key]
-    # Hide the row first, so a scan finishing meanwhile cannot promote it (compare-and-set).
-    upload.status = UploadStatus.DELETED.value
-    upload.updated_at = utcnow()
+    # Hide the row first (compare-and-set), so a scan finishing meanwhile cannot promote it;
+    # only then are its keys final.
+    db.session.execute(
+        update(Upload).where(Upload.id == upload.id, Upload.status != UploadStatus.DELETED.value)
+        .values(status=UploadStatus.DELETED.value, updated_at=utcnow()))
     db.session.commit()
+    db.session.refresh(upload)
+    storage = store.get_storage()
     try:
         if upload.multipart_upload_id:
             storage.abort_multipart(upload.incoming_key, upload.multipart_upload_id)
-        storage.delete(*keys)
+        storage.delete(upload.incoming_key, upload.file_key, upload.thumbnail_key)
     except store.StorageError:
-        # The row stays as "deleted" (never listed or served) and the purge job retries.
+        # The row stays "deleted" (never listed or served) until storage answers again.
         current_app.logger.warning("storage unreachable while deleting %s", upload.id)
-        return
+        return upload.filename
+    name = upload.filename
     db.session.delete(upload)
     db.session.commit()
+    return name
 
 
 def download_url(user, upload_id):
@@ -271,8 +284,12 @@ def _decode_cursor(cursor):
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         stamp, upload_id = raw.split("|", 1)
-        return datetime.fromisoformat(stamp), upload_id
-    except (ValueError, UnicodeDecodeError):
+        created = datetime.fromisoformat(stamp)
+        if created.tzinfo is None or not _ID_PATTERN.fullmatch(upload_id):
+            raise ValueError(cursor)
+        created.astimezone(UTC)  # an instant that UTC cannot hold is not a cursor we made
+        return created, upload_id
+    except (ValueError, UnicodeDecodeError, OverflowError):
         raise InvalidInput("That page link is not valid.", "invalid_cursor") from None
 
 
@@ -284,8 +301,6 @@ def list_uploads(user, cursor=None, limit=25):
              .limit(limit + 1))
     if cursor:
         created, upload_id = _decode_cursor(cursor)
-        if created.tzinfo is None:
-            raise InvalidInput("That page link is not valid.", "invalid_cursor")
         query = query.where(or_(Upload.created_at < created,
                                 and_(Upload.created_at == created, Upload.id < upload_id)))
     rows = list(db.session.scalars(query))

@@ -4,7 +4,7 @@ import logging
 import secrets
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from webapp import storage as store
 from webapp.extensions import db
@@ -52,7 +52,7 @@ def _claim(upload_id, job_id):
         .where(Upload.id == upload_id,
                Upload.status.in_([UploadStatus.UPLOADED.value, UploadStatus.SCANNING.value]))
         .values(status=UploadStatus.SCANNING.value, scan_token=token, job_id=job_id,
-                scan_attempts=Upload.scan_attempts + 1, updated_at=utcnow()))
+                updated_at=utcnow()))
     db.session.commit()
     return token if result.rowcount else None
 
@@ -97,10 +97,12 @@ def _run_pipeline(upload, token):
     config = current_app.config
     storage = store.get_storage()
     try:
-        values = _inspect(upload, storage, config)
+        values = _inspect(upload, storage, config, token)
     except Verdict as verdict:
-        _finish(upload.id, token, status=verdict.status.value, reason=verdict.reason,
-                signature=verdict.signature)
+        if _finish(upload.id, token, status=verdict.status.value, reason=verdict.reason,
+                   signature=verdict.signature) and verdict.status == UploadStatus.REJECTED:
+            # Refused bytes are never needed again; quarantined ones stay for moderation.
+            storage.delete(upload.incoming_key)
         log.info("upload %s %s: %s", upload.id, verdict.status.value, verdict.reason)
         return verdict.status
     except store.PreconditionFailed:
@@ -110,31 +112,28 @@ def _run_pipeline(upload, token):
         return UploadStatus.REJECTED
 
     extension = config["ALLOWED_TYPES"][values["detected_type"]]
-    dest = store.file_key(upload.user_id, upload.id, extension)
+    # Each run promotes to a key of its own, so a run that lost the row (a duplicate delivery,
+    # a delete) can never overwrite what the winning run promoted: it removes only its own copy.
+    dest = store.file_key(upload.user_id, upload.id, token, extension)
+    own_keys = [dest, values.get("thumbnail_key")]
     try:
         new_etag = storage.copy(upload.incoming_key, dest, values["etag"], values["detected_type"])
     except (store.PreconditionFailed, store.ObjectMissing):
+        storage.delete(*own_keys)
         raise ObjectChanged() from None
     if values["etag"] != new_etag and "-" not in values["etag"]:
         # Endpoints that ignore CopySourceIfMatch: the copy must still be the bytes we scanned.
-        storage.delete(dest)
+        storage.delete(*own_keys)
         raise ObjectChanged()
     values.update(status=UploadStatus.AVAILABLE.value, file_key=dest, reason=None)
     if not _finish(upload.id, token, **values):
-        _discard_if_gone(upload.id, dest, values.get("thumbnail_key"))
+        storage.delete(*own_keys)
         return None
     storage.delete(upload.incoming_key)
     return UploadStatus.AVAILABLE
 
 
-def _discard_if_gone(upload_id, *keys):
-    # Another run owns the row; only clean up if the owner deleted it meanwhile.
-    status = db.session.scalar(select(Upload.status).where(Upload.id == upload_id))
-    if status in (None, UploadStatus.DELETED.value):
-        store.get_storage().delete(*keys)
-
-
-def _inspect(upload, storage, config):
+def _inspect(upload, storage, config, token):
     """Run every check on the incoming object; returns the columns to set, or raises Verdict."""
     head = storage.head(upload.incoming_key)
     etag = head["etag"]
@@ -189,7 +188,7 @@ def _inspect(upload, storage, config):
                                     config["THUMBNAIL_SIZE"])
         except ImageRejected as exc:
             raise _reject(exc.reason) from None
-        key = store.thumbnail_key(upload.user_id, upload.id)
+        key = store.thumbnail_key(upload.user_id, upload.id, token)
         storage.put(key, thumbnail, "image/png")
         values["thumbnail_key"] = key
     return values

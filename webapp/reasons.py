@@ -1,0 +1,22 @@
+"""What each refusal reason code means, in words a user understands."""
+
+#: reason code -> sentence shown on pages and in the upload widget
+REASONS = {
+    "size_mismatch": "The uploaded bytes did not match the declared size.",
+    "too_large": "The file is larger than allowed.",
+    "type_not_allowed": "This kind of file is not accepted.",
+    "type_mismatch": "The file's content does not match its declared type.",
+    "malware": "Malware was found in this file.",
+    "scan_incomplete": "The virus scanner could not finish scanning this file.",
+    "object_missing": "The file's bytes never arrived in storage.",
+    "modified_during_scan": "The file kept changing while it was being checked.",
+    "image_corrupt": "The image is damaged or not a real image.",
+    "image_too_many_pixels": "The image has too many pixels.",
+    "image_too_large": "The image file is too large to check.",
+    "expired": "The upload was never finished.",
+}
+
+
+def reason_text(code):
+    """The sentence for a reason code (the code itself if it has none)."""
+    return REASONS.get(code, code or "")
