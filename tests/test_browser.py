@@ -355,3 +355,19 @@ def test_server_refusal_is_shown(tab, user):
         "This upload would take you over your storage quota.")
     expect(transfer.get_by_role("button", name="Retry")).to_be_hidden()
     assert stored_uploads(user) == []
+
+
+def test_listing_updates_rows_in_flight_without_reload(request, tab, user, app):
+    from tests.conftest import Api
+
+    api = Api(app.test_client(user=user))
+    upload_id = api.upload(b"uploaded from another device, not yet scanned")
+    open_files_page(tab, user)
+    row = tab.page.locator(f'#files tr[data-upload-id="{upload_id}"]')
+    badge = row.locator('[data-role="status"]')
+    expect(badge).to_have_text("uploaded")
+    expect(row.locator('[data-role="download"]')).to_be_hidden()
+    request.getfixturevalue("worker")  # the worker starts only now, while the page is open
+    expect(badge).to_have_text("available", timeout=VERDICT_TIMEOUT)
+    expect(row.locator('[data-role="download"]')).to_be_visible()
+    tab.assert_clean()
