@@ -53,14 +53,18 @@ def register_extensions(app):
 
 
 def register_blueprints(app):
-    """Mount auth, files and the JSON API."""
+    """Mount auth, files, the JSON API, public shares and the admin area."""
+    from webapp.admin import bp as admin_bp
     from webapp.api import bp as api_bp
     from webapp.auth import bp as auth_bp
     from webapp.files import bp as files_bp
+    from webapp.shares import bp as shares_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(files_bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(shares_bp)
+    app.register_blueprint(admin_bp)
 
 
 def register_errorhandlers(app):

@@ -58,3 +58,64 @@ def enqueue_scan(upload_id, size):
         log.warning("redis unavailable: scan of %s left for the reconciler", upload_id)
         return False
     return True
+
+
+def _queues():
+    return [get_queue(name) for name in QUEUE_NAMES]
+
+
+def overview():
+    """Per queue: waiting, running, scheduled (retries included) and failed job counts; None if Redis is down."""
+    try:
+        return [{"name": name, "queued": q.count, "started": q.started_job_registry.count,
+                 "scheduled": q.scheduled_job_registry.count, "failed": q.failed_job_registry.count}
+                for name, q in zip(QUEUE_NAMES, _queues(), strict=True)]
+    except RedisError:
+        return None
+
+
+def _describe(job, queue_name, when=None):
+    error = (job.exc_info or "").strip().splitlines()
+    return {"id": job.id, "queue": queue_name, "description": job.description,
+            "error": error[-1] if error else "", "when": when or job.ended_at or job.enqueued_at}
+
+
+def failed_jobs(limit=100):
+    """The newest failed jobs of every queue, with the last line of their error."""
+    jobs = []
+    for name, q in zip(QUEUE_NAMES, _queues(), strict=True):
+        registry = q.failed_job_registry
+        for job in Job.fetch_many(registry.get_job_ids(0, limit - 1), connection=q.connection):
+            if job is not None:
+                jobs.append(_describe(job, name))
+    return sorted(jobs, key=lambda j: j["when"] or 0, reverse=True)[:limit]
+
+
+def scheduled_jobs(limit=100):
+    """Jobs waiting for a time: retries after a transient failure and scheduled maintenance."""
+    jobs = []
+    for name, q in zip(QUEUE_NAMES, _queues(), strict=True):
+        registry = q.scheduled_job_registry
+        for job in Job.fetch_many(registry.get_job_ids(0, limit - 1), connection=q.connection):
+            if job is not None:
+                jobs.append(_describe(job, name, when=registry.get_scheduled_time(job)))
+    return sorted(jobs, key=lambda j: j["when"])[:limit]
+
+
+def running_jobs():
+    """Jobs a worker is executing now."""
+    jobs = []
+    for name, q in zip(QUEUE_NAMES, _queues(), strict=True):
+        for job in Job.fetch_many(q.started_job_registry.get_job_ids(), connection=q.connection):
+            if job is not None:
+                jobs.append(_describe(job, name, when=job.started_at))
+    return jobs
+
+
+def retry_failed(job_id):
+    """Put a failed job back on its queue; False if no queue holds it as failed."""
+    for q in _queues():
+        if job_id in q.failed_job_registry:
+            q.failed_job_registry.requeue(job_id)
+            return True
+    return False

@@ -14,6 +14,8 @@ REASONS = {
     "image_too_many_pixels": "The image has too many pixels.",
     "image_too_large": "The image file is too large to check.",
     "expired": "The upload was never finished.",
+    "blocked_content": "This content has been blocked by a moderator.",
+    "removed_by_moderator": "Removed by a moderator.",
 }
 
 

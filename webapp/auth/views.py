@@ -34,7 +34,7 @@ def register():
     form = RegisterForm()
     if form.validate_on_submit():
         try:
-            user = accounts.create_user(form.email.data, form.password.data)
+            user = accounts.create_user(form.email.data, form.password.data, ip=request.remote_addr)
         except ServiceError as exc:
             form.email.errors.append(exc.message)
         else:
@@ -51,7 +51,7 @@ def login():
         return redirect(url_for("files.index"))
     form = LoginForm()
     if form.validate_on_submit():
-        user = accounts.authenticate(form.email.data, form.password.data)
+        user = accounts.authenticate(form.email.data, form.password.data, ip=request.remote_addr)
         if user is not None:
             _start_session(user)
             return redirect(_safe_next(request.args.get("next")) or url_for("files.index"))

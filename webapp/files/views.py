@@ -3,7 +3,9 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_login import current_user, login_required
 
 from webapp.files import bp
-from webapp.services import uploads
+from webapp.files.forms import ShareForm
+from webapp.models.base import utcnow
+from webapp.services import sharing, uploads
 from webapp.services.uploads import quota_for, used_bytes
 
 
@@ -33,9 +35,10 @@ def index():
 @bp.route("/files/<upload_id>")
 @login_required
 def detail(upload_id):
-    """One file's details and scan result."""
+    """One file's details and scan result, and its share links."""
     upload = uploads.find_upload(current_user, upload_id)
-    return render_template("files/detail.html", upload=upload)
+    return render_template("files/detail.html", upload=upload, shares=sharing.shares_of(current_user, upload_id),
+                           share_form=ShareForm(), now=utcnow())
 
 
 @bp.route("/files/<upload_id>/download")
@@ -66,6 +69,30 @@ def delete(upload_id):
         if upload.user_id != current_user.id:
             abort(404)
         return render_template("files/delete.html", upload=upload)
-    name = uploads.delete_upload(current_user, upload_id)
+    name = uploads.delete_upload(current_user, upload_id, ip=request.remote_addr)
     flash(f"Deleted {name}.", "info")
     return redirect(url_for("files.index"))
+
+
+@bp.route("/files/<upload_id>/shares", methods=["POST"])
+@login_required
+def create_share(upload_id):
+    """Make a public link to an available file (optionally expiring)."""
+    form = ShareForm()
+    if not form.validate_on_submit():
+        flash("Choose how long the link should last (1 to 365 days, or never).", "error")
+        return redirect(url_for("files.detail", upload_id=upload_id))
+    days = int(form.days.data) if form.days.data else None
+    sharing.create_share(current_user, upload_id, days, ip=request.remote_addr)
+    flash("Share link created: anyone with it can download this file.", "success")
+    return redirect(url_for("files.detail", upload_id=upload_id))
+
+
+@bp.route("/files/<upload_id>/shares/<int:share_id>/revoke", methods=["POST"])
+@login_required
+def revoke_share(upload_id, share_id):
+    """Revoke a public link."""
+    uploads.find_upload(current_user, upload_id)
+    sharing.revoke_share(current_user, share_id, ip=request.remote_addr)
+    flash("Share link revoked.", "info")
+    return redirect(url_for("files.detail", upload_id=upload_id))

@@ -4,6 +4,7 @@ from sqlalchemy.exc import IntegrityError
 
 from webapp.extensions import db
 from webapp.models import User
+from webapp.services import audit
 from webapp.services.errors import Conflict, InvalidInput, NotFound
 
 MIN_PASSWORD = 10
@@ -17,7 +18,7 @@ def normalize_email(email):
     return (email or "").strip().lower()
 
 
-def create_user(email, password, is_admin=False):
+def create_user(email, password, is_admin=False, ip=None):
     """Create an account; Conflict if the email is taken."""
     email = normalize_email(email)
     if "@" not in email or len(email) > 254:
@@ -28,6 +29,8 @@ def create_user(email, password, is_admin=False):
     user.set_password(password)
     db.session.add(user)
     try:
+        db.session.flush()
+        audit.record("account_created", user, "user", user.id, details={"admin": is_admin}, ip=ip)
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
@@ -35,20 +38,30 @@ def create_user(email, password, is_admin=False):
     return user
 
 
-def authenticate(email, password):
-    """The active user with these credentials, or None (same answer for unknown and wrong)."""
+def authenticate(email, password, ip=None):
+    """The active user with these credentials, or None (same answer for unknown and wrong).
+
+    Every attempt is audited: failures with the address tried, successes with the account.
+    """
     global _DUMMY_HASH
-    user = db.session.scalar(select(User).where(User.email == normalize_email(email)))
+    email = normalize_email(email)
+    user = db.session.scalar(select(User).where(User.email == email))
     if user is None:
         if _DUMMY_HASH is None:
             probe = User(email="", password_hash="")
             probe.set_password("not-a-real-password")
             _DUMMY_HASH = probe.password_hash
         User(email="", password_hash=_DUMMY_HASH).check_password(password or "")
-        return None
-    if not user.check_password(password or "") or user.is_banned:
-        return None
-    return user
+        ok = False
+    else:
+        ok = user.check_password(password or "") and not user.is_banned
+    if ok:
+        audit.record("login", user, "user", user.id, ip=ip)
+    else:
+        audit.record("login_failed", None, "user", email[:254], ip=ip,
+                     details={"banned": True} if user is not None and user.is_banned else None)
+    db.session.commit()
+    return user if ok else None
 
 
 def set_admin(email, is_admin=True):

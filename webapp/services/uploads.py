@@ -10,10 +10,11 @@ from sqlalchemy import and_, func, or_, select, update
 from webapp import queue
 from webapp import storage as store
 from webapp.extensions import db
-from webapp.models import Upload, UploadStatus, User
+from webapp.models import Share, Upload, UploadStatus, User
 from webapp.models.base import utcnow
 from webapp.models.upload import COUNTS_AGAINST_QUOTA, LISTED, new_upload_id
 from webapp.scanning import normalize_type
+from webapp.services import audit
 from webapp.services.errors import Conflict, InvalidInput, NotFound, TooLarge, Unavailable
 from webapp.services.names import clean_filename, content_disposition, download_name
 
@@ -231,14 +232,19 @@ def mark_uploaded(upload_id):
     return bool(result.rowcount)
 
 
-def delete_upload(user, upload_id):
+def delete_upload(user, upload_id, ip=None):
     """Abort a pending upload or delete a file: its objects first, then its row; returns its name."""
     upload = _own_upload(user, upload_id)
+    was = upload.status
     # Hide the row first (compare-and-set), so a scan finishing meanwhile cannot promote it;
     # only then are its keys final.
     db.session.execute(
         update(Upload).where(Upload.id == upload.id, Upload.status != UploadStatus.DELETED.value)
         .values(status=UploadStatus.DELETED.value, updated_at=utcnow()))
+    revoked = revoke_shares(upload.id)
+    if was != UploadStatus.PENDING.value:
+        audit.record("file_deleted", user, "upload", upload.id, ip=ip,
+                     details={"filename": upload.filename, "status": was, "shares_revoked": revoked})
     db.session.commit()
     db.session.refresh(upload)
     storage = store.get_storage()
@@ -256,18 +262,33 @@ def delete_upload(user, upload_id):
     return name
 
 
+def revoke_shares(upload_id):
+    """Revoke every live link to an upload (caller commits); returns how many."""
+    result = db.session.execute(
+        update(Share).where(Share.upload_id == upload_id, Share.revoked_at.is_(None)).values(revoked_at=utcnow()))
+    return result.rowcount
+
+
 def download_url(user, upload_id):
     """A short-lived presigned GET for an available file, forced to download as an attachment."""
-    upload = find_upload(user, upload_id, statuses=[UploadStatus.AVAILABLE])
+    return signed_download(find_upload(user, upload_id, statuses=[UploadStatus.AVAILABLE]))
+
+
+def thumbnail_url(user, upload_id):
+    """A short-lived URL of the re-encoded preview of an available image."""
+    return signed_preview(find_upload(user, upload_id, statuses=[UploadStatus.AVAILABLE]))
+
+
+def signed_download(upload):
+    """Presigned GET of an available upload's verified object, as an attachment of its detected type."""
     extension = upload.file_key.rsplit(".", 1)[-1]
     header = content_disposition(download_name(upload.filename, extension))
     return store.get_storage().presign_get(upload.file_key, current_app.config["DOWNLOAD_URL_TTL"],
                                            header, upload.detected_type)
 
 
-def thumbnail_url(user, upload_id):
-    """A short-lived URL of the re-encoded preview of an available image."""
-    upload = find_upload(user, upload_id, statuses=[UploadStatus.AVAILABLE])
+def signed_preview(upload):
+    """Presigned GET of the re-encoded PNG preview, or NotFound when there is none."""
     if not upload.thumbnail_key:
         raise NotFound()
     return store.get_storage().presign_get(upload.thumbnail_key, current_app.config["DOWNLOAD_URL_TTL"],

@@ -8,7 +8,7 @@ from sqlalchemy import update
 
 from webapp import storage as store
 from webapp.extensions import db
-from webapp.models import Upload, UploadStatus
+from webapp.models import BlockedHash, Upload, UploadStatus
 from webapp.models.base import utcnow
 from webapp.scanning import (
     RASTER_IMAGES,
@@ -33,11 +33,11 @@ class ObjectChanged(Exception):
 
 
 class Verdict(Exception):
-    """A final refusal: status and reason (and the signature name for malware)."""
+    """A final refusal: status and reason, plus what was learnt about the bytes (signature, hash)."""
 
-    def __init__(self, status, reason, signature=None):
+    def __init__(self, status, reason, **values):
         super().__init__(reason)
-        self.status, self.reason, self.signature = status, reason, signature
+        self.status, self.reason, self.values = status, reason, values
 
 
 def _reject(reason):
@@ -100,7 +100,7 @@ def _run_pipeline(upload, token):
         values = _inspect(upload, storage, config, token)
     except Verdict as verdict:
         if _finish(upload.id, token, status=verdict.status.value, reason=verdict.reason,
-                   signature=verdict.signature) and verdict.status == UploadStatus.REJECTED:
+                   **verdict.values) and verdict.status == UploadStatus.REJECTED:
             # Refused bytes are never needed again; quarantined ones stay for moderation.
             storage.delete(upload.incoming_key)
         log.info("upload %s %s: %s", upload.id, verdict.status.value, verdict.reason)
@@ -145,9 +145,9 @@ def _inspect(upload, storage, config, token):
     first = storage.read_range(upload.incoming_key, 0, SNIFF_BYTES, etag=etag)
     detected = sniff_type(first)
     if detected not in config["ALLOWED_TYPES"]:
-        raise _reject("type_not_allowed")
+        raise Verdict(UploadStatus.REJECTED, "type_not_allowed", detected_type=detected[:127])
     if not types_consistent(upload.declared_type, detected):
-        raise _reject("type_mismatch")
+        raise Verdict(UploadStatus.REJECTED, "type_mismatch", detected_type=detected[:127])
     detected = effective_type(upload.declared_type, detected)
 
     is_image = detected in RASTER_IMAGES
@@ -166,22 +166,26 @@ def _inspect(upload, storage, config, token):
                 image_bytes.extend(chunk)
             yield chunk
 
+    signature = None
     if config["SCANNER"] == "clamd":
         client = ClamdClient(config["CLAMD_URL"], timeout=config["CLAMD_TIMEOUT"])
         try:
             signature = client.scan_stream(chunks())
         except ScanIncomplete:
             raise _reject("scan_incomplete") from None
-        if signature:
-            raise Verdict(UploadStatus.QUARANTINED, "malware", signature=signature[:255])
     else:
         for _ in chunks():
             pass
     if received != head["size"]:
         raise ObjectChanged()
 
-    values = {"etag": etag, "sha256": digest.hexdigest(), "detected_type": detected,
-              "thumbnail_key": None}
+    values = {"etag": etag, "sha256": digest.hexdigest(), "detected_type": detected}
+    if signature:
+        # Kept with its hash and ETag: a moderator may approve it, or block the content.
+        raise Verdict(UploadStatus.QUARANTINED, "malware", signature=signature[:255], **values)
+    if db.session.get(BlockedHash, values["sha256"]) is not None:
+        raise Verdict(UploadStatus.REJECTED, "blocked_content", **values)
+    values["thumbnail_key"] = None
     if is_image:
         try:
             thumbnail = check_image(bytes(image_bytes), config["MAX_IMAGE_PIXELS"],
@@ -192,3 +196,34 @@ def _inspect(upload, storage, config, token):
         storage.put(key, thumbnail, "image/png")
         values["thumbnail_key"] = key
     return values
+
+
+def promote_quarantined(upload_id):
+    """Serve a quarantined upload a moderator judged clean: copy the scanned bytes to files/.
+
+    The copy is conditioned on the ETag that was scanned; bytes rewritten since are refused
+    (ObjectChanged) rather than served.
+    """
+    upload = db.session.get(Upload, upload_id)
+    if upload is None or upload.status != UploadStatus.QUARANTINED.value or not upload.etag:
+        return False
+    storage = store.get_storage()
+    run = secrets.token_hex(8)
+    extension = current_app.config["ALLOWED_TYPES"].get(upload.detected_type, "bin")
+    dest = store.file_key(upload.user_id, upload.id, run, extension)
+    try:
+        new_etag = storage.copy(upload.incoming_key, dest, upload.etag, upload.detected_type)
+    except (store.PreconditionFailed, store.ObjectMissing):
+        storage.delete(dest)
+        raise ObjectChanged() from None
+    if new_etag != upload.etag and "-" not in upload.etag:
+        storage.delete(dest)
+        raise ObjectChanged()
+    result = db.session.execute(
+        update(Upload).where(Upload.id == upload_id, Upload.status == UploadStatus.QUARANTINED.value)
+        .values(status=UploadStatus.AVAILABLE.value, file_key=dest, updated_at=utcnow()))
+    if not result.rowcount:
+        db.session.rollback()
+        storage.delete(dest)
+        return False
+    return True

@@ -1,0 +1,165 @@
+"""Admin views: thin; every action is a CSRF-protected POST with a reason, audited by the service."""
+import functools
+from datetime import datetime
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from webapp import queue
+from webapp.admin import bp
+from webapp.admin.forms import QuotaForm, ReasonForm
+from webapp.extensions import login_manager
+from webapp.services import audit, dashboard, moderation
+from webapp.services.errors import ServiceError
+from webapp.services.uploads import quota_for
+
+
+def admins_only(view):
+    """Anonymous visitors go to the login page; signed-in non-admins get 403."""
+
+    @functools.wraps(view)
+    def wrapped(*args, **kwargs):
+        if not current_user.is_authenticated:
+            return login_manager.unauthorized()
+        if not current_user.is_admin:
+            abort(403, "This page is for administrators.")
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def _back(form, default):
+    target = form.back.data or ""
+    return target if target.startswith("/admin") and "//" not in target and "\\" not in target else default
+
+
+def _act(form, default, action):
+    """Validate the reason form, run action(reason), flash the outcome, go back where the admin was."""
+    if not form.validate_on_submit():
+        flash("Give a reason (3 to 1000 characters): it is recorded in the audit log.", "error")
+        return redirect(_back(form, default))
+    try:
+        message = action(form.reason.data)
+    except ServiceError as exc:
+        flash(exc.message, "error")
+    else:
+        flash(message, "success")
+    return redirect(_back(form, default))
+
+
+@bp.route("")
+@admins_only
+def dashboard_page():
+    """Counts, daily volume, storage by user, queues, scanner health."""
+    return render_template("admin/dashboard.html", **dashboard.overview())
+
+
+@bp.route("/moderation")
+@admins_only
+def moderation_page():
+    """Quarantined, rejected and reported files, newest first, filterable by reason."""
+    reason = request.args.get("reason") or None
+    before = None
+    if request.args.get("before_time") and request.args.get("before_id"):
+        try:
+            before = (datetime.fromisoformat(request.args["before_time"]), request.args["before_id"])
+        except ValueError:
+            abort(400, "That page link is not valid.")
+    items, next_before = moderation.moderation_queue(reason, before)
+    return render_template("admin/moderation.html", items=items, next_before=next_before, reason=reason,
+                           reasons=moderation.queue_reasons(), form=ReasonForm())
+
+
+@bp.route("/moderation/<upload_id>/<any(approve, remove, block):action>", methods=["POST"])
+@admins_only
+def moderate(upload_id, action):
+    """Approve, remove or block one file."""
+    ip = request.remote_addr
+
+    def run(reason):
+        if action == "approve":
+            moderation.approve(current_user, upload_id, reason, ip=ip)
+            return "Approved: the file is available to its owner."
+        if action == "remove":
+            moderation.remove(current_user, upload_id, reason, ip=ip)
+            return "Removed: the file is gone and its share links revoked."
+        removed = moderation.block_content(current_user, upload_id, reason, ip=ip)
+        return f"Blocked this content; {len(removed)} file(s) with the same bytes taken down."
+
+    return _act(ReasonForm(), url_for("admin.moderation_page"), run)
+
+
+@bp.route("/users")
+@admins_only
+def users_page():
+    """Accounts with their usage and quota; search by email."""
+    search = (request.args.get("q") or "").strip()[:254]
+    after = request.args.get("after", type=int)
+    rows, next_after = dashboard.users_with_usage(search or None, after_id=after)
+    return render_template("admin/users.html", rows=rows, search=search, next_after=next_after,
+                           quota_for=quota_for, form=QuotaForm())
+
+
+@bp.route("/users/<int:user_id>/<any(ban, unban):action>", methods=["POST"])
+@admins_only
+def ban_user(user_id, action):
+    """Ban or unban an account."""
+    ip = request.remote_addr
+
+    def run(reason):
+        if action == "ban":
+            user = moderation.ban(current_user, user_id, reason, ip=ip)
+            return f"Banned {user.email}: their sessions, pending uploads and share links are ended."
+        user = moderation.unban(current_user, user_id, reason, ip=ip)
+        return f"Unbanned {user.email}."
+
+    return _act(ReasonForm(), url_for("admin.users_page"), run)
+
+
+@bp.route("/users/<int:user_id>/quota", methods=["POST"])
+@admins_only
+def set_quota(user_id):
+    """Change one account's quota."""
+    form = QuotaForm()
+
+    def run(reason):
+        quota = None if form.quota_mb.data is None else form.quota_mb.data * 1024 * 1024
+        user = moderation.set_quota(current_user, user_id, quota, reason, ip=request.remote_addr)
+        return f"Quota of {user.email} set to {'the default' if quota is None else f'{form.quota_mb.data} MB'}."
+
+    return _act(form, url_for("admin.users_page"), run)
+
+
+@bp.route("/audit")
+@admins_only
+def audit_page():
+    """The append-only audit log, newest first, filterable by action, actor and target."""
+    action = request.args.get("action") or None
+    if action and action not in audit.ACTIONS:
+        action = None
+    actor = (request.args.get("actor") or "").strip()[:254] or None
+    target = (request.args.get("target") or "").strip()[:254] or None
+    before = request.args.get("before", type=int)
+    events, next_before = audit.search(action, actor, target, before)
+    return render_template("admin/audit.html", events=events, next_before=next_before, actions=audit.ACTIONS,
+                           action=action, actor=actor or "", target=target or "")
+
+
+@bp.route("/jobs")
+@admins_only
+def jobs_page():
+    """Failed jobs with a retry button, running and scheduled jobs, queue depths."""
+    return render_template("admin/jobs.html", queues=queue.overview(), failed=queue.failed_jobs(),
+                           running=queue.running_jobs(), scheduled=queue.scheduled_jobs(), form=ReasonForm())
+
+
+@bp.route("/jobs/<job_id>/retry", methods=["POST"])
+@admins_only
+def retry_job(job_id):
+    """Put a failed job back on its queue."""
+
+    def run(reason):
+        moderation.retry_job(current_user, job_id, reason, ip=request.remote_addr)
+        return f"Job {job_id} is queued again."
+
+    return _act(ReasonForm(), url_for("admin.jobs_page"), run)

@@ -1,0 +1,242 @@
+"""Moderation: the queue of flagged files and what an admin does about them, each action audited."""
+import logging
+
+from sqlalchemy import and_, exists, func, or_, select, update
+
+from webapp import queue
+from webapp import storage as store
+from webapp.extensions import db
+from webapp.models import BlockedHash, Report, Upload, UploadStatus, User
+from webapp.models.base import utcnow
+from webapp.services import audit
+from webapp.services.errors import Conflict, InvalidInput, NotFound
+from webapp.services.uploads import revoke_shares
+from webapp.services.verification import ObjectChanged, promote_quarantined
+
+log = logging.getLogger(__name__)
+
+FLAGGED = (UploadStatus.QUARANTINED.value, UploadStatus.REJECTED.value)
+#: Statuses whose objects a removal or a block takes down.
+REMOVABLE = (UploadStatus.AVAILABLE.value, UploadStatus.QUARANTINED.value, UploadStatus.REJECTED.value)
+MIN_REASON = 3
+
+
+def _reason(text):
+    text = (text or "").strip()
+    if not MIN_REASON <= len(text) <= 1000:
+        raise InvalidInput("Give a reason (3 to 1000 characters); it goes in the audit log.", "invalid_reason")
+    return text
+
+
+def _open_reports():
+    return exists().where(Report.upload_id == Upload.id, Report.resolved_at.is_(None))
+
+
+def moderation_queue(reason=None, before=None, limit=50):
+    """Quarantined, rejected and reported files, newest first, with their owners and open reports.
+
+    reason filters: a reason code, or "reported" for files with open reports. before is the
+    (updated_at, id) of the last row shown, for the next page.
+    """
+    flagged = or_(Upload.status.in_(FLAGGED),
+                  and_(Upload.status == UploadStatus.AVAILABLE.value, _open_reports()))
+    query = (select(Upload, User).join(User, User.id == Upload.user_id).where(flagged)
+             .order_by(Upload.updated_at.desc(), Upload.id.desc()).limit(limit + 1))
+    if reason == "reported":
+        query = query.where(_open_reports())
+    elif reason:
+        query = query.where(Upload.reason == reason)
+    if before:
+        stamp, upload_id = before
+        query = query.where(or_(Upload.updated_at < stamp,
+                                and_(Upload.updated_at == stamp, Upload.id < upload_id)))
+    rows = db.session.execute(query).all()
+    page, more = rows[:limit], len(rows) > limit
+    reports = {}
+    if page:
+        for report in db.session.scalars(
+                select(Report).where(Report.upload_id.in_([u.id for u, _ in page]), Report.resolved_at.is_(None))
+                .order_by(Report.id)):
+            reports.setdefault(report.upload_id, []).append(report)
+    items = [{"upload": u, "owner": owner, "reports": reports.get(u.id, [])} for u, owner in page]
+    next_before = (page[-1][0].updated_at, page[-1][0].id) if more else None
+    return items, next_before
+
+
+def queue_reasons():
+    """The reason codes present in the queue, for the filter."""
+    codes = db.session.scalars(select(Upload.reason).where(Upload.status.in_(FLAGGED)).distinct())
+    return sorted(c for c in codes if c)
+
+
+def _resolve_reports(upload_id, resolution):
+    db.session.execute(
+        update(Report).where(Report.upload_id == upload_id, Report.resolved_at.is_(None))
+        .values(resolved_at=utcnow(), resolution=resolution))
+
+
+def _flagged_upload(upload_id):
+    upload = db.session.get(Upload, upload_id) if isinstance(upload_id, str) else None
+    if upload is None or upload.status == UploadStatus.DELETED.value:
+        raise NotFound()
+    return upload
+
+
+def approve(admin, upload_id, reason, ip=None):
+    """A quarantined file was a false positive (it becomes available); reports on a file are dismissed."""
+    reason = _reason(reason)
+    upload = _flagged_upload(upload_id)
+    if upload.status == UploadStatus.QUARANTINED.value:
+        try:
+            if not promote_quarantined(upload.id):
+                raise Conflict("This file changed state meanwhile; reload the page.", "state_changed")
+        except ObjectChanged:
+            db.session.rollback()
+            raise Conflict("The stored bytes are no longer the ones scanned; the file cannot be approved.",
+                           "object_changed") from None
+        except store.StorageError:
+            db.session.rollback()
+            raise Conflict("File storage is unreachable; try again shortly.", "storage_unavailable") from None
+    elif not (upload.status == UploadStatus.AVAILABLE.value and _has_open_reports(upload.id)):
+        raise Conflict("Only quarantined or reported files can be approved.", "not_flagged")
+    _resolve_reports(upload.id, "approved")
+    audit.record("approve", admin, "upload", upload.id, reason=reason,
+                 details={"status": upload.status, "signature": upload.signature}, ip=ip)
+    db.session.commit()
+    db.session.refresh(upload)
+    if upload.status == UploadStatus.AVAILABLE.value and upload.file_key:
+        _delete_objects(upload.incoming_key)
+    return upload
+
+
+def _has_open_reports(upload_id):
+    return bool(db.session.scalar(select(func.count()).select_from(Report).where(
+        Report.upload_id == upload_id, Report.resolved_at.is_(None))))
+
+
+def _take_down(upload, reason_code):
+    """Mark an upload removed, revoke its links, close its reports (caller commits); its object keys."""
+    keys = [upload.incoming_key, upload.file_key, upload.thumbnail_key]
+    upload.status = UploadStatus.REMOVED.value
+    upload.reason = reason_code
+    upload.updated_at = utcnow()
+    revoked = revoke_shares(upload.id)
+    _resolve_reports(upload.id, "removed")
+    return keys, revoked
+
+
+def _delete_objects(*keys):
+    try:
+        store.get_storage().delete(*keys)
+    except store.StorageError:
+        # The row no longer points anyone at them; the purge job removes them once storage answers.
+        log.warning("storage unreachable; objects %s left for the purge job", keys)
+
+
+def remove(admin, upload_id, reason, ip=None):
+    """Take a file down: its objects are deleted, its links revoked; the owner sees why."""
+    reason = _reason(reason)
+    upload = _flagged_upload(upload_id)
+    if upload.status not in REMOVABLE:
+        raise Conflict("This file is not live; there is nothing to remove.", "not_removable")
+    keys, revoked = _take_down(upload, "removed_by_moderator")
+    audit.record("remove", admin, "upload", upload.id, reason=reason,
+                 details={"owner_id": upload.user_id, "shares_revoked": revoked}, ip=ip)
+    db.session.commit()
+    _delete_objects(*keys)
+    return upload
+
+
+def block_content(admin, upload_id, reason, ip=None):
+    """Put the file's SHA-256 on the block list and take down every live file with those bytes."""
+    reason = _reason(reason)
+    upload = _flagged_upload(upload_id)
+    if not upload.sha256:
+        raise Conflict("This file's SHA-256 is not known (it was refused before it was read).", "no_hash")
+    if db.session.get(BlockedHash, upload.sha256) is None:
+        db.session.add(BlockedHash(sha256=upload.sha256, reason=reason, created_by=admin.id))
+    keys, removed = [], []
+    for match in db.session.scalars(select(Upload).where(Upload.sha256 == upload.sha256,
+                                                         Upload.status.in_(REMOVABLE))):
+        keys += _take_down(match, "blocked_content")[0]
+        removed.append(match.id)
+    audit.record("block_content", admin, "upload", upload.id, reason=reason,
+                 details={"sha256": upload.sha256, "removed": removed}, ip=ip)
+    db.session.commit()
+    _delete_objects(*keys)
+    return removed
+
+
+def _user(user_id):
+    user = db.session.get(User, user_id) if isinstance(user_id, int) else None
+    if user is None:
+        raise NotFound()
+    return user
+
+
+def ban(admin, user_id, reason, ip=None):
+    """Ban an account: it cannot log in, its sessions end, its pending uploads are cancelled and
+    its share links stop working."""
+    reason = _reason(reason)
+    user = _user(user_id)
+    if user.id == admin.id:
+        raise Conflict("You cannot ban yourself.", "self_ban")
+    if user.is_admin:
+        raise Conflict("Remove the admin role before banning an admin.", "ban_admin")
+    user.is_banned = True
+    pending = list(db.session.scalars(select(Upload).where(
+        Upload.user_id == user.id, Upload.status == UploadStatus.PENDING.value)))
+    for upload in pending:
+        upload.status = UploadStatus.DELETED.value
+    audit.record("ban", admin, "user", user.id, reason=reason,
+                 details={"email": user.email, "pending_cancelled": len(pending)}, ip=ip)
+    db.session.commit()
+    _cancel_pending(pending)
+    return user
+
+
+def _cancel_pending(uploads):
+    storage = store.get_storage()
+    for upload in uploads:
+        try:
+            if upload.multipart_upload_id:
+                storage.abort_multipart(upload.incoming_key, upload.multipart_upload_id)
+            storage.delete(upload.incoming_key)
+        except store.StorageError:
+            log.warning("storage unreachable; pending upload %s left for the purge job", upload.id)
+            continue
+        db.session.delete(upload)
+    db.session.commit()
+
+
+def unban(admin, user_id, reason, ip=None):
+    """Let a banned account back in."""
+    reason = _reason(reason)
+    user = _user(user_id)
+    user.is_banned = False
+    audit.record("unban", admin, "user", user.id, reason=reason, details={"email": user.email}, ip=ip)
+    db.session.commit()
+    return user
+
+
+def set_quota(admin, user_id, quota_bytes, reason, ip=None):
+    """Change a user's quota (None: back to the default)."""
+    reason = _reason(reason)
+    user = _user(user_id)
+    if quota_bytes is not None and (not isinstance(quota_bytes, int) or not 0 <= quota_bytes <= 2**62):
+        raise InvalidInput("The quota must be a whole number of bytes.", "invalid_quota")
+    before = user.quota_bytes
+    user.quota_bytes = quota_bytes
+    audit.record("quota_changed", admin, "user", user.id, reason=reason,
+                 details={"email": user.email, "from": before, "to": quota_bytes}, ip=ip)
+    db.session.commit()
+    return user
+
+
+def retry_job(admin, job_id, reason, ip=None):
+    """Put a failed job back on its queue, and say so in the audit log."""
+    reason = _reason(reason)
+    if not isinstance(job_id, str) or len(job_id) > 200 or not queue.retry_failed(job_id):
+        raise Conflict("That job is not in a failed registry any more.", "not_failed")
+    audit.record("job_retried", admin, "job", job_id, reason=reason, ip=ip)
+    db.session.commit()

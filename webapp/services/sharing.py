@@ -1,0 +1,87 @@
+"""Share links: create and revoke them, resolve a public token, and take reports about a file."""
+import re
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from webapp.extensions import db
+from webapp.models import Report, Share, Upload, UploadStatus, User
+from webapp.models.base import utcnow
+from webapp.services import audit
+from webapp.services.errors import InvalidInput, NotFound
+from webapp.services.uploads import find_upload, signed_download, signed_preview
+
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{20,64}")
+MAX_SHARE_DAYS = 365
+
+
+def create_share(user, upload_id, days=None, ip=None):
+    """A new public link to one of the user's available files, optionally expiring after days."""
+    upload = find_upload(user, upload_id, statuses=[UploadStatus.AVAILABLE])
+    if upload.user_id != user.id:
+        raise NotFound()
+    if days is not None and (not isinstance(days, int) or not 1 <= days <= MAX_SHARE_DAYS):
+        raise InvalidInput(f"A link can last from 1 to {MAX_SHARE_DAYS} days.", "invalid_expiry")
+    share = Share(upload_id=upload.id, created_by=user.id,
+                  expires_at=utcnow() + timedelta(days=days) if days else None)
+    db.session.add(share)
+    db.session.flush()
+    audit.record("share_created", user, "upload", upload.id, details={"share_id": share.id, "days": days},
+                 ip=ip)
+    db.session.commit()
+    return share
+
+
+def revoke_share(user, share_id, ip=None):
+    """Revoke one of the user's links (it answers 404 from now on)."""
+    share = db.session.scalar(
+        select(Share).join(Upload).where(Share.id == share_id, Upload.user_id == user.id))
+    if share is None:
+        raise NotFound()
+    if share.revoked_at is None:
+        share.revoked_at = utcnow()
+        audit.record("share_revoked", user, "upload", share.upload_id, details={"share_id": share.id}, ip=ip)
+        db.session.commit()
+    return share
+
+
+def shares_of(user, upload_id):
+    """The links to one of the user's files, newest first."""
+    find_upload(user, upload_id)
+    return list(db.session.scalars(
+        select(Share).where(Share.upload_id == upload_id).order_by(Share.id.desc())))
+
+
+def resolve(token):
+    """The live share and its file for a public token; NotFound for anything not servable."""
+    if not isinstance(token, str) or not _TOKEN.fullmatch(token):
+        raise NotFound()
+    share = db.session.scalar(select(Share).where(Share.token == token))
+    if share is None or not share.is_live():
+        raise NotFound()
+    upload = share.upload
+    owner = db.session.get(User, upload.user_id)
+    if upload.status != UploadStatus.AVAILABLE.value or owner is None or owner.is_banned:
+        raise NotFound()
+    return share, upload
+
+
+def share_download_url(token):
+    """A short-lived attachment URL for the file behind a public token."""
+    return signed_download(resolve(token)[1])
+
+
+def share_preview_url(token):
+    """A short-lived URL of the re-encoded preview behind a public token."""
+    return signed_preview(resolve(token)[1])
+
+
+def report(token, reason, reporter=None, ip=None):
+    """Record that someone finds the shared file abusive; it goes to the moderation queue."""
+    _, upload = resolve(token)
+    reason = (reason or "").strip()
+    if not 3 <= len(reason) <= 1000:
+        raise InvalidInput("Say in a few words (up to 1000 characters) what is wrong.", "invalid_reason")
+    db.session.add(Report(upload_id=upload.id, reporter_id=getattr(reporter, "id", None), reason=reason))
+    audit.record("file_reported", reporter, "upload", upload.id, reason=reason, ip=ip)
+    db.session.commit()
