@@ -11,6 +11,7 @@ from rq import SimpleWorker
 
 from webapp import create_app, localservices
 from webapp.extensions import db
+from webapp.localservices import EICAR
 from webapp.queue import QUEUE_NAMES, get_queue, get_redis
 from webapp.services.accounts import create_user
 from webapp.storage import get_storage
@@ -196,3 +197,35 @@ def bucket_keys(app, prefix=""):
     """Every object key in the test app's bucket under prefix."""
     with app.app_context():
         return sorted(get_storage().list_keys(prefix))
+
+
+# --- Files in a known state, and share links ---
+
+@pytest.fixture
+def quarantined(api, run_worker):
+    upload_id = api.upload(EICAR, filename="eicar.txt")
+    run_worker()
+    assert api.status(upload_id)["status"] == "quarantined"
+    return upload_id
+
+
+@pytest.fixture
+def available(api, run_worker):
+    upload_id = api.upload(b"a perfectly normal text file", filename="normal.txt")
+    run_worker()
+    assert api.status(upload_id)["status"] == "available"
+    return upload_id
+
+
+def share_token(api, upload_id, days="7"):
+    response = api.form_post(f"/files/{upload_id}/shares", {"days": days})
+    assert response.status_code == 302
+    html = api.get(f"/files/{upload_id}").get_data(as_text=True)
+    return re.findall(r"/s/([A-Za-z0-9_-]{40,})", html)[0]
+
+
+def report(app, token, reason="This is spam"):
+    client = app.test_client()
+    page = client.get(f"/s/{token}")
+    csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.get_data(as_text=True)).group(1)
+    return client.post(f"/s/{token}/report", data={"reason": reason, "csrf_token": csrf})

@@ -7,6 +7,7 @@ from redis.exceptions import RedisError
 from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.results import Result
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,9 @@ def overview():
 
 
 def _describe(job, queue_name, when=None):
-    error = (job.exc_info or "").strip().splitlines()
+    result = job.latest_result()
+    failed = result is not None and result.type == Result.Type.FAILED
+    error = (result.exc_string or "").strip().splitlines() if failed else []
     return {"id": job.id, "queue": queue_name, "description": job.description,
             "error": error[-1] if error else "", "when": when or job.ended_at or job.enqueued_at}
 

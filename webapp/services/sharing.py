@@ -83,5 +83,6 @@ def report(token, reason, reporter=None, ip=None):
     if not 3 <= len(reason) <= 1000:
         raise InvalidInput("Say in a few words (up to 1000 characters) what is wrong.", "invalid_reason")
     db.session.add(Report(upload_id=upload.id, reporter_id=getattr(reporter, "id", None), reason=reason))
+    upload.updated_at = utcnow()  # the moderation queue puts the most recently flagged first
     audit.record("file_reported", reporter, "upload", upload.id, reason=reason, ip=ip)
     db.session.commit()

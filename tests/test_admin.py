@@ -1,0 +1,326 @@
+"""The admin area: every route guarded, every action audited, and each action's effect on the service."""
+import re
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from tests.conftest import Api, report, share_token
+from webapp.extensions import db
+from webapp.localservices import EICAR
+from webapp.models import AuditEvent, BlockedHash, Report, Share, Upload, User
+from webapp.queue import get_queue
+
+ADMIN_PAGES = ["/admin", "/admin/moderation", "/admin/users", "/admin/audit", "/admin/jobs"]
+ADMIN_ACTIONS = [
+    "/admin/moderation/{upload}/approve", "/admin/moderation/{upload}/remove", "/admin/moderation/{upload}/block",
+    "/admin/users/{user}/ban", "/admin/users/{user}/unban", "/admin/users/{user}/quota", "/admin/jobs/scan-x/retry",
+]
+
+
+@pytest.fixture
+def admin(make_user):
+    return make_user("admin@example.com", admin=True)
+
+
+@pytest.fixture
+def admin_api(app, admin):
+    return Api(app.test_client(user=admin))
+
+
+def events(action=None):
+    db.session.expire_all()
+    query = select(AuditEvent).order_by(AuditEvent.id)
+    if action:
+        query = query.where(AuditEvent.action == action)
+    return list(db.session.scalars(query))
+
+
+def fresh(model, key):
+    db.session.expire_all()
+    return db.session.get(model, key)
+
+
+# --- Guards ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("url", ADMIN_PAGES)
+def test_pages_send_anonymous_to_login_and_refuse_users(app, api, admin_api, url):
+    anonymous = app.test_client().get(url)
+    assert anonymous.status_code == 302 and anonymous.headers["Location"].startswith("/auth/login?next=")
+    refused = api.get(url)
+    assert refused.status_code == 403
+    assert "for administrators" in refused.get_data(as_text=True)
+    assert admin_api.get(url).status_code == 200
+
+
+@pytest.mark.parametrize("url", ADMIN_ACTIONS)
+def test_actions_are_guarded_and_need_csrf(app, api, admin_api, user, available, url):
+    url = url.format(upload=available, user=user.id)
+    data = {"reason": "testing the guard", "quota_mb": "5"}
+    assert app.test_client().post(url, data=data).status_code in (302, 400)  # CSRF first, then login
+    assert api.form_post(url, data).status_code == 403
+    no_csrf = admin_api.client.post(url, data=data)
+    assert no_csrf.status_code == 400
+    assert "did not come from this site" in no_csrf.get_data(as_text=True)
+    assert fresh(Upload, available).status == "available"
+    assert not fresh(User, user.id).is_banned
+    assert events("ban") == [] and events("remove") == [] and events("quota_changed") == []
+
+
+def test_admin_routes_never_accept_get_for_actions(admin_api, available):
+    assert admin_api.get(f"/admin/moderation/{available}/remove").status_code == 405
+
+
+def test_admin_role_cannot_be_granted_from_the_web(app, api, user):
+    # No route changes is_admin; the only ways are `flask users create --admin` and `users promote`.
+    rules = [r.rule for r in app.url_map.iter_rules()]
+    assert not [r for r in rules if "promote" in r or "admin" in r and "role" in r]
+    assert not fresh(User, user.id).is_admin
+
+
+def test_every_action_requires_a_reason(admin_api, quarantined):
+    response = admin_api.form_post(f"/admin/moderation/{quarantined}/approve", {"reason": ""})
+    assert response.status_code == 302
+    assert fresh(Upload, quarantined).status == "quarantined"
+    assert "Give a reason" in admin_api.get("/admin/moderation").get_data(as_text=True)
+    assert events("approve") == []
+
+
+# --- Moderation queue -----------------------------------------------------------------------------
+
+def test_queue_lists_quarantined_rejected_and_reported_with_details(app, api, admin_api, run_worker,
+                                                                   quarantined, available):
+    rejected = api.upload(b"<html>not a png</html>", filename="fake.png", content_type="image/png")
+    run_worker()
+    token = share_token(api, available)
+    assert report(app, token, "Phishing page inside").status_code == 302
+    html = admin_api.get("/admin/moderation").get_data(as_text=True)
+    order = re.findall(r'data-upload-id="([^"]+)"', html)
+    assert set(order) == {quarantined, rejected, available}
+    assert order[0] == available  # most recently flagged first: the report came last
+    eicar = fresh(Upload, quarantined)
+    assert eicar.sha256 and eicar.sha256 in html
+    assert "Eicar-Test-Signature" in html and "owner@example.com" in html
+    assert "Phishing page inside" in html and "type_not_allowed" in html
+    only_reported = admin_api.get("/admin/moderation?reason=reported").get_data(as_text=True)
+    assert re.findall(r'data-upload-id="([^"]+)"', only_reported) == [available]
+    only_malware = admin_api.get("/admin/moderation?reason=malware").get_data(as_text=True)
+    assert re.findall(r'data-upload-id="([^"]+)"', only_malware) == [quarantined]
+
+
+def test_approve_a_false_positive_makes_it_available(app, api, admin_api, quarantined):
+    response = admin_api.form_post(f"/admin/moderation/{quarantined}/approve", {"reason": "test file, not malware"})
+    assert response.status_code == 302
+    upload = fresh(Upload, quarantined)
+    assert upload.status == "available" and upload.file_key.startswith("files/")
+    got = requests.get(api.get(f"/files/{quarantined}/download").headers["Location"], timeout=10)
+    assert got.content == EICAR
+    [event] = events("approve")
+    assert (event.actor_email, event.target_id, event.reason) == ("admin@example.com", quarantined,
+                                                                   "test file, not malware")
+    assert quarantined not in admin_api.get("/admin/moderation").get_data(as_text=True)
+
+
+def test_approve_refuses_bytes_rewritten_after_the_scan(app, api, admin_api, quarantined):
+    from webapp.storage import get_storage
+
+    get_storage().put(fresh(Upload, quarantined).incoming_key, b"X" * len(EICAR), "text/plain")
+    response = admin_api.form_post(f"/admin/moderation/{quarantined}/approve", {"reason": "looks fine"})
+    assert response.status_code == 302
+    assert fresh(Upload, quarantined).status == "quarantined"
+    assert "no longer the ones scanned" in admin_api.get("/admin/moderation").get_data(as_text=True)
+    assert events("approve") == []
+
+
+def test_remove_deletes_objects_revokes_links_and_tells_the_owner(app, api, admin_api, available):
+    from tests.conftest import bucket_keys
+
+    token = share_token(api, available)
+    report(app, token)
+    response = admin_api.form_post(f"/admin/moderation/{available}/remove", {"reason": "spam"})
+    assert response.status_code == 302
+    upload = fresh(Upload, available)
+    assert (upload.status, upload.reason) == ("removed", "removed_by_moderator")
+    assert bucket_keys(app, "files/") == []
+    assert app.test_client().get(f"/s/{token}").status_code == 404
+    assert all(r.resolution == "removed" for r in db.session.scalars(select(Report)))
+    listing = api.get("/files").get_data(as_text=True)
+    assert "status-removed" in listing
+    assert "Removed by a moderator." in api.get(f"/files/{available}").get_data(as_text=True)
+    assert api.get(f"/files/{available}/download").status_code == 404
+    assert events("remove")[0].details["shares_revoked"] == 1
+
+
+def test_dismissing_reports_keeps_the_file(app, api, admin_api, available):
+    report(app, share_token(api, available))
+    admin_api.form_post(f"/admin/moderation/{available}/approve", {"reason": "harmless"})
+    assert fresh(Upload, available).status == "available"
+    assert all(r.resolution == "approved" for r in db.session.scalars(select(Report)))
+    assert available not in admin_api.get("/admin/moderation").get_data(as_text=True)
+
+
+def test_block_content_rejects_the_same_bytes_from_anyone(app, api, other_api, admin_api, run_worker, available):
+    copy = other_api.upload(b"a perfectly normal text file", filename="copy.txt")
+    run_worker()
+    assert other_api.status(copy)["status"] == "available"
+    admin_api.form_post(f"/admin/moderation/{available}/block", {"reason": "leaked document"})
+    sha = fresh(Upload, available).sha256
+    assert db.session.get(BlockedHash, sha).reason == "leaked document"
+    assert {fresh(Upload, i).status for i in (available, copy)} == {"removed"}
+    assert fresh(Upload, copy).reason == "blocked_content"
+    again = other_api.upload(b"a perfectly normal text file", filename="again.txt")
+    run_worker()
+    info = other_api.status(again)
+    assert (info["status"], info["reason"]) == ("rejected", "blocked_content")
+    assert set(events("block_content")[0].details["removed"]) == {available, copy}
+
+
+def test_block_needs_a_known_hash(app, api, admin_api, run_worker):
+    rejected = api.upload(b"<html></html>", filename="x.png", content_type="image/png")
+    run_worker()
+    admin_api.form_post(f"/admin/moderation/{rejected}/block", {"reason": "bad"})
+    assert "SHA-256 is not known" in admin_api.get("/admin/moderation").get_data(as_text=True)
+    assert db.session.scalar(select(BlockedHash)) is None
+
+
+# --- Users ----------------------------------------------------------------------------------------
+
+def test_ban_ends_sessions_pending_uploads_and_share_links(app, api, admin_api, user, available):
+    from tests.conftest import bucket_keys
+
+    token = share_token(api, available)
+    pending = api.begin(size=5)
+    requests.put(pending["url"], data=b"12345", headers=pending["headers"], timeout=10)
+    response = admin_api.form_post(f"/admin/users/{user.id}/ban", {"reason": "abuse"})
+    assert response.status_code == 302
+    assert fresh(User, user.id).is_banned
+    assert api.get("/files").status_code == 302  # the session no longer works
+    assert fresh(Upload, pending["upload"]["id"]) is None
+    assert bucket_keys(app, "incoming/") == []
+    assert app.test_client().get(f"/s/{token}").status_code == 404
+    from tests.test_auth import login
+
+    assert login(app.test_client(), "owner@example.com").status_code == 401
+    [event] = events("ban")
+    assert event.details == {"email": "owner@example.com", "pending_cancelled": 1}
+    # Unban: the account and its links work again.
+    admin_api.form_post(f"/admin/users/{user.id}/unban", {"reason": "appeal accepted"})
+    assert app.test_client().get(f"/s/{token}").status_code == 200
+    assert login(app.test_client(), "owner@example.com").status_code == 302
+
+
+def test_admins_cannot_ban_themselves_or_other_admins(admin_api, admin, make_user):
+    other_admin = make_user("admin2@example.com", admin=True)
+    for target in (admin, other_admin):
+        admin_api.form_post(f"/admin/users/{target.id}/ban", {"reason": "oops"})
+        assert not fresh(User, target.id).is_banned
+    assert events("ban") == []
+
+
+def test_users_page_searches_and_shows_usage(admin_api, make_user, available):
+    make_user("someone.else@example.com")
+    html = admin_api.get("/admin/users?q=owner").get_data(as_text=True)
+    assert "owner@example.com" in html and "someone.else@example.com" not in html
+    assert "28 bytes in 1 file" in html
+    assert "2.0 GB (default)" in html
+
+
+def test_users_search_treats_wildcards_literally(admin_api, make_user):
+    make_user("plain@example.com")
+    html = admin_api.get("/admin/users?q=%25").get_data(as_text=True)
+    assert "plain@example.com" not in html
+
+
+def test_quota_change_applies_and_is_audited(admin_api, api, user):
+    admin_api.form_post(f"/admin/users/{user.id}/quota", {"quota_mb": "1", "reason": "trial account"})
+    assert fresh(User, user.id).quota_bytes == 1024 * 1024
+    response = api.post("/api/uploads", json={"filename": "a.txt", "size": 2 * 1024 * 1024,
+                                              "content_type": "text/plain"})
+    assert response.status_code == 413 and response.get_json()["error"]["code"] == "quota_exceeded"
+    [event] = events("quota_changed")
+    assert event.details == {"email": "owner@example.com", "from": None, "to": 1024 * 1024}
+    admin_api.form_post(f"/admin/users/{user.id}/quota", {"quota_mb": "", "reason": "back to normal"})
+    assert fresh(User, user.id).quota_bytes is None
+
+
+# --- Audit log ------------------------------------------------------------------------------------
+
+def test_security_events_are_audited(app, api, user, available):
+    from tests.test_auth import login
+
+    login(app.test_client(), "owner@example.com", "wrong password")
+    login(app.test_client(), "nobody@example.com", "wrong password")
+    token = share_token(api, available)
+    share = db.session.scalar(select(Share))
+    api.form_post(f"/files/{available}/shares/{share.id}/revoke")
+    api.form_post(f"/files/{available}/delete")
+    actions = [e.action for e in events()]
+    assert actions.count("login_failed") == 2
+    assert "share_created" in actions and "share_revoked" in actions and "file_deleted" in actions
+    failed = events("login_failed")
+    assert {e.target_id for e in failed} == {"owner@example.com", "nobody@example.com"}
+    assert app.test_client().get(f"/s/{token}").status_code == 404
+
+
+def test_audit_page_filters(admin_api, api, quarantined, available):
+    admin_api.form_post(f"/admin/moderation/{quarantined}/approve", {"reason": "false positive <b>x</b>"})
+    admin_api.form_post(f"/admin/moderation/{available}/remove", {"reason": "spam"})
+    html = admin_api.get("/admin/audit?action=approve").get_data(as_text=True)
+    assert re.findall(r'data-action="([^"]+)"', html) == ["approve"]
+    assert "false positive &lt;b&gt;x&lt;/b&gt;" in html
+    by_target = admin_api.get(f"/admin/audit?target={available}").get_data(as_text=True)
+    assert re.findall(r'data-action="([^"]+)"', by_target) == ["remove"]
+    by_actor = admin_api.get("/admin/audit?actor=admin@").get_data(as_text=True)
+    assert set(re.findall(r'data-action="([^"]+)"', by_actor)) == {"account_created", "approve", "remove"}
+
+
+def test_audit_log_is_append_only_in_the_database(app, admin_api, quarantined):
+    from sqlalchemy import text
+    from sqlalchemy.exc import DatabaseError
+
+    admin_api.form_post(f"/admin/moderation/{quarantined}/approve", {"reason": "fine"})
+    for statement in ("UPDATE audit_events SET reason = 'tampered'", "DELETE FROM audit_events"):
+        with pytest.raises(DatabaseError):
+            with db.engine.begin() as conn:
+                conn.execute(text(statement))
+    assert events("approve")[0].reason == "fine"
+    assert not [r for r in app.url_map.iter_rules() if r.rule.startswith("/admin/audit/")]
+
+
+# --- Dashboard and jobs ---------------------------------------------------------------------------
+
+def test_dashboard_shows_counts_volume_storage_queues_and_scanner(admin_api, quarantined, available):
+    html = admin_api.get("/admin").get_data(as_text=True)
+    assert re.search(r'data-status="available">1<', html) and re.search(r'data-status="quarantined">1<', html)
+    assert "owner@example.com" in html  # storage by user
+    assert "ClamAV" in html  # clamd's version line
+    assert re.search(r'id="last-scan">\d{4}-\d\d-\d\d', html)
+    queues = html.split('id="queues"')[1].split("</table>")[0]
+    assert "<td>scans</td>" in queues and "<td>maintenance</td>" in queues
+
+
+def test_dashboard_says_when_the_scanner_is_down(app, admin_api):
+    app.config["CLAMD_URL"] = "tcp://127.0.0.1:9"
+    html = admin_api.get("/admin").get_data(as_text=True)
+    assert 'id="scanner" class="error"' in html and "unreachable" in html
+
+
+def test_failed_jobs_are_listed_and_can_be_retried(app, api, admin_api, run_worker):
+    upload_id = api.upload(b"will fail once")
+    clamd = app.config["CLAMD_URL"]
+    app.config["CLAMD_URL"] = "tcp://127.0.0.1:9"
+    queue = get_queue()
+    job = queue.fetch_job(f"scan-{upload_id}")
+    job.retries_left = 0
+    job.save()
+    run_worker()
+    assert job.id in queue.failed_job_registry
+    html = admin_api.get("/admin/jobs").get_data(as_text=True)
+    assert f'data-job-id="{job.id}"' in html and "ScannerUnavailable" in html
+    app.config["CLAMD_URL"] = clamd
+    response = admin_api.form_post(f"/admin/jobs/{job.id}/retry", {"reason": "clamd is back"})
+    assert response.status_code == 302
+    assert job.id not in queue.failed_job_registry and job.id in queue.get_job_ids()
+    assert events("job_retried")[0].target_id == job.id
+    run_worker()
+    assert api.status(upload_id)["status"] == "available"
