@@ -97,6 +97,12 @@ def load_config(env_name=None, environ=None):
         "ALLOWED_TYPES": _allowed_types(env),
         "FILES_PER_PAGE": num("FILES_PER_PAGE", 25),
         "SCAN_JOB_RETRIES": num("SCAN_JOB_RETRIES", 5),
+        # Maintenance: how often each task runs, and how long things may sit before it acts
+        "MAINTENANCE_INTERVAL": num("MAINTENANCE_INTERVAL", 300),
+        "SWEEP_INTERVAL": num("SWEEP_INTERVAL", 3600),
+        "STUCK_AFTER": num("STUCK_AFTER", 900),
+        "ORPHAN_GRACE": num("ORPHAN_GRACE", 24 * 3600),
+        "PURGE_AFTER": num("PURGE_AFTER", 3600),
         "QUEUE_PREFIX": get("QUEUE_PREFIX", "satchel"),
         # HTTP
         "MAX_CONTENT_LENGTH": 1 * MiB,  # request bodies only: file bytes never pass through the app

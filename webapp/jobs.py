@@ -27,3 +27,18 @@ def scan_upload(upload_id):
             return status.value if status else None
         finally:
             db.session.remove()
+
+
+def run_maintenance(task):
+    """Run one maintenance task, then schedule its next run (even when this one failed)."""
+    from webapp.queue import schedule_maintenance
+    from webapp.services.maintenance import run_task
+
+    job = get_current_job()
+    with _app_context():
+        try:
+            run = run_task(task, job_id=job.id if job else None)
+            return {"counts": run.counts, "bytes_reclaimed": run.bytes_reclaimed}
+        finally:
+            db.session.remove()
+            schedule_maintenance(task)

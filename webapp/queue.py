@@ -1,5 +1,7 @@
 """RQ queues by purpose; jobs are enqueued by dotted path with ids, never ORM objects."""
 import logging
+import time
+from datetime import UTC, datetime
 
 from flask import current_app
 from redis import Redis
@@ -40,16 +42,25 @@ def scan_job_timeout(size):
     return 120 + size // (4 * 1024 * 1024)
 
 
+def _is_live(job_id, connection):
+    try:
+        return Job.fetch(job_id, connection=connection).get_status() in _LIVE
+    except NoSuchJobError:
+        return False
+
+
+def scan_is_live(upload_id):
+    """True when the upload's scan job is queued, running or waiting for a retry."""
+    return _is_live(f"scan-{upload_id}", get_redis())
+
+
 def enqueue_scan(upload_id, size):
     """Queue the scan of an upload unless one is already queued or running; False if Redis is down."""
     job_id = f"scan-{upload_id}"
     queue = get_queue(SCANS)
     try:
-        try:
-            if Job.fetch(job_id, connection=queue.connection).get_status() in _LIVE:
-                return True
-        except NoSuchJobError:
-            pass
+        if _is_live(job_id, queue.connection):
+            return True
         retries = current_app.config["SCAN_JOB_RETRIES"]
         queue.enqueue("webapp.jobs.scan_upload", upload_id, job_id=job_id,
                       job_timeout=scan_job_timeout(size), result_ttl=3600, failure_ttl=7 * 86400,
@@ -122,3 +133,33 @@ def retry_failed(job_id):
             q.failed_job_registry.requeue(job_id)
             return True
     return False
+
+
+def maintenance_intervals():
+    """Seconds between runs of each maintenance task."""
+    from webapp.services.maintenance import TASKS
+
+    config = current_app.config
+    slow = {"sweep_orphans", "purge_removed"}  # they list the bucket or touch many rows
+    return {name: config["SWEEP_INTERVAL"] if name in slow else config["MAINTENANCE_INTERVAL"] for name in TASKS}
+
+
+def schedule_maintenance(task=None, now=None):
+    """Schedule the next run of each task (or one) in RQ's scheduler.
+
+    A run's job id names its time slot, so every worker that schedules the same slot schedules the
+    same job: starting several workers, or a run scheduling its successor twice, adds nothing.
+    """
+    now = now or time.time()
+    queue = get_queue(MAINTENANCE)
+    scheduled = []
+    for name, interval in maintenance_intervals().items():
+        if task and name != task:
+            continue
+        slot = (int(now) // interval + 1) * interval
+        job_id = f"maintenance-{name}-{slot}"
+        queue.enqueue_at(datetime.fromtimestamp(slot, UTC), "webapp.jobs.run_maintenance", name,
+                         job_id=job_id, job_timeout=max(600, interval), result_ttl=86400, failure_ttl=7 * 86400,
+                         description=f"maintenance: {name}")
+        scheduled.append(job_id)
+    return scheduled

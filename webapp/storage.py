@@ -173,11 +173,16 @@ class Storage:
 
     def list_keys(self, prefix):
         """Every key under prefix."""
+        for item in self.list_objects(prefix):
+            yield item["key"]
+
+    def list_objects(self, prefix):
+        """Every object under prefix: key, size and last-modified time."""
         paginator = self.client.get_paginator("list_objects_v2")
         try:
             for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
                 for item in page.get("Contents", []):
-                    yield item["Key"]
+                    yield {"key": item["Key"], "size": item["Size"], "modified": item["LastModified"]}
         except (ClientError, BotoCoreError) as exc:
             raise _translate(exc) from exc
 

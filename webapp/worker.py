@@ -2,7 +2,7 @@
 from rq import Worker
 
 from webapp.extensions import db
-from webapp.queue import QUEUE_NAMES, get_queue, get_redis
+from webapp.queue import QUEUE_NAMES, get_queue, get_redis, schedule_maintenance
 
 
 class AppWorker(Worker):
@@ -25,8 +25,13 @@ def warm_up():
 
 
 def run_worker(burst=False, with_scheduler=True):
-    """Work on every Satchel queue until stopped (or until empty with burst)."""
+    """Work on every Satchel queue until stopped (or until empty with burst).
+
+    With the scheduler, the maintenance tasks are scheduled too (idempotent across workers).
+    """
     warm_up()
+    if with_scheduler:
+        schedule_maintenance()
     queues = [get_queue(name) for name in QUEUE_NAMES]
     worker = AppWorker(queues, connection=get_redis())
     worker.work(burst=burst, with_scheduler=with_scheduler)

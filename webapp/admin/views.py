@@ -9,7 +9,7 @@ from webapp import queue
 from webapp.admin import bp
 from webapp.admin.forms import QuotaForm, ReasonForm
 from webapp.extensions import login_manager
-from webapp.services import audit, dashboard, moderation
+from webapp.services import audit, dashboard, maintenance, moderation
 from webapp.services.errors import ServiceError
 from webapp.services.uploads import quota_for
 
@@ -148,9 +148,15 @@ def audit_page():
 @bp.route("/jobs")
 @admins_only
 def jobs_page():
-    """Failed jobs with a retry button, running and scheduled jobs, queue depths."""
+    """Failed jobs with a retry button, running and scheduled jobs, maintenance runs, queue depths."""
+    scheduled = queue.scheduled_jobs()
+    next_runs = {}
+    for job in scheduled:
+        if job["id"].startswith("maintenance-"):
+            next_runs.setdefault(job["id"].split("-")[1], job["when"])
     return render_template("admin/jobs.html", queues=queue.overview(), failed=queue.failed_jobs(),
-                           running=queue.running_jobs(), scheduled=queue.scheduled_jobs(), form=ReasonForm())
+                           running=queue.running_jobs(), scheduled=scheduled, form=ReasonForm(),
+                           runs=maintenance.last_runs(), next_runs=next_runs)
 
 
 @bp.route("/jobs/<job_id>/retry", methods=["POST"])

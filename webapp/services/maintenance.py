@@ -1,0 +1,166 @@
+"""Scheduled maintenance: expire, promote, re-queue, sweep, purge. Every task is idempotent and
+safe to run on two machines at once (compare-and-set updates, deletes of what is already gone)."""
+import logging
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import select, update
+
+from webapp import queue
+from webapp import storage as store
+from webapp.extensions import db
+from webapp.models import MaintenanceRun, Upload, UploadStatus
+from webapp.models.base import utcnow
+from webapp.services.uploads import mark_uploaded
+
+log = logging.getLogger(__name__)
+
+#: How many rows one run of a task handles at most (the next run takes the rest).
+BATCH = 500
+_IN_FLIGHT = (UploadStatus.UPLOADED.value, UploadStatus.SCANNING.value)
+
+
+def expire_pending(now):
+    """Pending uploads past their TTL: abort multipart, delete any object, release the quota."""
+    counts, reclaimed = {"expired": 0}, 0
+    storage = store.get_storage()
+    stale = db.session.scalars(select(Upload).where(
+        Upload.status == UploadStatus.PENDING.value, Upload.expires_at < now).limit(BATCH)).all()
+    for upload in stale:
+        result = db.session.execute(
+            update(Upload).where(Upload.id == upload.id, Upload.status == UploadStatus.PENDING.value)
+            .values(status=UploadStatus.EXPIRED.value, reason="expired", updated_at=now))
+        db.session.commit()
+        if not result.rowcount:
+            continue  # completed or deleted meanwhile
+        if upload.multipart_upload_id:
+            storage.abort_multipart(upload.incoming_key, upload.multipart_upload_id)
+        reclaimed += _delete_counted(storage, upload.incoming_key)
+        counts["expired"] += 1
+    return counts, reclaimed
+
+
+def promote_pending(now):
+    """Pending uploads whose bytes arrived but whose browser never called complete: scan them."""
+    counts = {"promoted": 0}
+    storage = store.get_storage()
+    settled = now - timedelta(seconds=current_app.config["UPLOAD_URL_TTL"])
+    candidates = db.session.scalars(select(Upload).where(
+        Upload.status == UploadStatus.PENDING.value, Upload.multipart_upload_id.is_(None),
+        Upload.created_at < settled).limit(BATCH)).all()
+    for upload in candidates:
+        if storage.exists(upload.incoming_key) and mark_uploaded(upload.id):
+            counts["promoted"] += 1
+    return counts, 0
+
+
+def requeue_stuck(now):
+    """Uploads waiting for a scan whose job is gone (lost enqueue, failed for good, dead worker)."""
+    counts = {"requeued": 0}
+    quiet = now - timedelta(seconds=current_app.config["STUCK_AFTER"])
+    stuck = db.session.scalars(select(Upload).where(
+        Upload.status.in_(_IN_FLIGHT), Upload.updated_at < quiet).limit(BATCH)).all()
+    for upload in stuck:
+        if not queue.scan_is_live(upload.id) and queue.enqueue_scan(upload.id, upload.size):
+            counts["requeued"] += 1
+    return counts, 0
+
+
+def _referenced_keys(prefix):
+    column = {store.INCOMING: Upload.incoming_key, store.FILES: Upload.file_key,
+              store.DERIVATIVES: Upload.thumbnail_key}[prefix]
+    live = (UploadStatus.PENDING, UploadStatus.UPLOADED, UploadStatus.SCANNING, UploadStatus.QUARANTINED) \
+        if prefix == store.INCOMING else (UploadStatus.AVAILABLE,)
+    return set(db.session.scalars(select(column).where(
+        column.is_not(None), Upload.status.in_([s.value for s in live]))))
+
+
+def sweep_orphans(now):
+    """Objects no live row points at, older than the grace period (a row may be on its way)."""
+    counts, reclaimed = {"orphans_deleted": 0}, 0
+    storage = store.get_storage()
+    grace = now - timedelta(seconds=current_app.config["ORPHAN_GRACE"])
+    for prefix in (store.INCOMING, store.FILES, store.DERIVATIVES):
+        keep = _referenced_keys(prefix)
+        for item in storage.list_objects(prefix + "/"):
+            if item["key"] in keep or item["modified"] > grace:
+                continue
+            storage.delete(item["key"])
+            counts["orphans_deleted"] += 1
+            reclaimed += item["size"]
+    return counts, reclaimed
+
+
+def purge_removed(now):
+    """Objects of deleted and removed files, after the retention period; deleted rows go too.
+
+    Removed rows stay (their owners see what happened) with their keys cleared once purged.
+    """
+    counts, reclaimed = {"purged": 0}, 0
+    storage = store.get_storage()
+    due = now - timedelta(seconds=current_app.config["PURGE_AFTER"])
+    rows = db.session.scalars(select(Upload).where(
+        Upload.updated_at < due,
+        (Upload.status == UploadStatus.DELETED.value)
+        | ((Upload.status == UploadStatus.REMOVED.value)
+           & (Upload.file_key.is_not(None) | Upload.thumbnail_key.is_not(None)))).limit(BATCH)).all()
+    for upload in rows:
+        if upload.multipart_upload_id and upload.status == UploadStatus.DELETED.value:
+            storage.abort_multipart(upload.incoming_key, upload.multipart_upload_id)
+        keys = [upload.incoming_key, upload.file_key, upload.thumbnail_key]
+        reclaimed += sum(_delete_counted(storage, key) for key in keys if key)
+        if upload.status == UploadStatus.DELETED.value:
+            db.session.delete(upload)
+        else:
+            upload.file_key = upload.thumbnail_key = None
+        db.session.commit()
+        counts["purged"] += 1
+    return counts, reclaimed
+
+
+def _delete_counted(storage, key):
+    """Delete key; its size if it existed, else 0."""
+    try:
+        size = storage.head(key)["size"]
+    except store.ObjectMissing:
+        return 0
+    storage.delete(key)
+    return size
+
+
+TASKS = {
+    "expire_pending": expire_pending,
+    "promote_pending": promote_pending,
+    "requeue_stuck": requeue_stuck,
+    "sweep_orphans": sweep_orphans,
+    "purge_removed": purge_removed,
+}
+
+
+def run_task(name, job_id=None):
+    """Run one task and record what it did (a failed run is recorded too, then re-raised)."""
+    if name not in TASKS:
+        raise ValueError(f"unknown maintenance task {name!r}")
+    run = MaintenanceRun(task=name, job_id=job_id, started_at=utcnow())
+    db.session.add(run)
+    db.session.commit()
+    try:
+        counts, reclaimed = TASKS[name](utcnow())
+    except Exception as exc:
+        db.session.rollback()
+        run.outcome, run.error, run.finished_at = "failed", f"{type(exc).__name__}: {exc}"[:1000], utcnow()
+        db.session.commit()
+        raise
+    run.outcome, run.counts, run.bytes_reclaimed, run.finished_at = "ok", counts, reclaimed, utcnow()
+    db.session.commit()
+    log.info("maintenance %s: %s, %d bytes reclaimed", name, counts, reclaimed)
+    return run
+
+
+def last_runs():
+    """The latest run of every task (None for tasks that never ran), in task order."""
+    latest = {}
+    for name in TASKS:
+        latest[name] = db.session.scalar(
+            select(MaintenanceRun).where(MaintenanceRun.task == name).order_by(MaintenanceRun.id.desc()).limit(1))
+    return latest
