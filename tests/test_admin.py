@@ -113,6 +113,8 @@ def test_approve_a_false_positive_makes_it_available(app, api, admin_api, quaran
     assert response.status_code == 302
     upload = fresh(Upload, quarantined)
     assert upload.status == "available" and upload.file_key.startswith("files/")
+    assert upload.reason == "approved_by_moderator" and upload.signature  # the finding stays on record
+    assert "a moderator reviewed it and approved it" in api.get(f"/files/{quarantined}").get_data(as_text=True)
     got = requests.get(api.get(f"/files/{quarantined}/download").headers["Location"], timeout=10)
     assert got.content == EICAR
     [event] = events("approve")

@@ -16,6 +16,7 @@ REASONS = {
     "expired": "The upload was never finished.",
     "blocked_content": "This content has been blocked by a moderator.",
     "removed_by_moderator": "Removed by a moderator.",
+    "approved_by_moderator": "The scanner flagged this file; a moderator reviewed it and approved it.",
 }
 
 

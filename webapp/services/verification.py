@@ -221,7 +221,8 @@ def promote_quarantined(upload_id):
         raise ObjectChanged()
     result = db.session.execute(
         update(Upload).where(Upload.id == upload_id, Upload.status == UploadStatus.QUARANTINED.value)
-        .values(status=UploadStatus.AVAILABLE.value, file_key=dest, updated_at=utcnow()))
+        .values(status=UploadStatus.AVAILABLE.value, file_key=dest, reason="approved_by_moderator",
+                updated_at=utcnow()))
     if not result.rowcount:
         db.session.rollback()
         storage.delete(dest)
