@@ -326,3 +326,117 @@ def test_failed_jobs_are_listed_and_can_be_retried(app, api, admin_api, run_work
     assert events("job_retried")[0].target_id == job.id
     run_worker()
     assert api.status(upload_id)["status"] == "available"
+
+
+# --- The block list wins over everything, even a scan in progress ----------------------------------
+
+def test_blocked_malware_is_rejected_not_queued_for_approval(app, api, admin_api, run_worker, quarantined):
+    admin_api.form_post(f"/admin/moderation/{quarantined}/block", {"reason": "known bad"})
+    again = api.upload(EICAR, filename="again.txt")
+    run_worker()
+    info = api.status(again)
+    assert (info["status"], info["reason"]) == ("rejected", "blocked_content")
+    assert info["signature"]  # the scanner's finding is still recorded
+
+
+def test_approve_refuses_blocked_bytes(app, api, admin_api, quarantined):
+    from webapp.models import BlockedHash as Blocked
+
+    db.session.add(Blocked(sha256=fresh(Upload, quarantined).sha256, reason="blocked elsewhere"))
+    db.session.commit()
+    admin_api.form_post(f"/admin/moderation/{quarantined}/approve", {"reason": "looks fine"})
+    assert fresh(Upload, quarantined).status == "quarantined"
+    assert "on the block list" in admin_api.get("/admin/moderation").get_data(as_text=True)
+
+
+def test_a_block_during_a_scan_takes_the_file_down(app, api, run_worker, monkeypatch):
+    import hashlib
+
+    from tests.conftest import bucket_keys
+    from webapp.storage import Storage
+
+    data = b"blocked while being scanned"
+    upload_id = api.upload(data)
+    real_copy = Storage.copy
+
+    def copy_then_block(self, *args):
+        # An admin blocks these bytes after the worker checked the list, before it promotes.
+        with app.app_context():
+            db.session.add(BlockedHash(sha256=hashlib.sha256(data).hexdigest(), reason="race"))
+            db.session.commit()
+        return real_copy(self, *args)
+
+    monkeypatch.setattr(Storage, "copy", copy_then_block)
+    run_worker()
+    upload = fresh(Upload, upload_id)
+    assert (upload.status, upload.reason) == ("removed", "blocked_content")
+    assert api.get(f"/files/{upload_id}/download").status_code == 404
+    assert bucket_keys(app, "files/") == []
+
+
+def test_rejected_files_can_be_cleared_from_the_queue(app, api, admin_api, run_worker):
+    rejected = api.upload(b"<html></html>", filename="x.png", content_type="image/png")
+    run_worker()
+    html = admin_api.get("/admin/moderation").get_data(as_text=True)
+    assert f"/admin/moderation/{rejected}/remove" in html
+    admin_api.form_post(f"/admin/moderation/{rejected}/remove", {"reason": "junk"})
+    assert rejected not in admin_api.get("/admin/moderation").get_data(as_text=True)
+
+
+# --- Hostile input never reaches a 500 ------------------------------------------------------------
+
+@pytest.mark.parametrize("url", [
+    "/admin/moderation?before_time=2024-01-01T00:00:00&before_id=x",
+    "/admin/moderation?before_time=9999-12-31T23:59:59-14:00&before_id=x",
+    "/admin/moderation?before_time=0001-01-01T00:00:00%2B14:00&before_id=x",
+    "/admin/moderation?before_time=garbage&before_id=x",
+    "/admin/moderation?reason=%3Cscript%3E",
+    "/admin/users?after=99999999999999999999",
+    "/admin/users?after=-5&q=" + "x" * 500,
+    "/admin/audit?before=99999999999999999999",
+    "/admin/audit?action=nope&actor=%25_%5C&target=" + "y" * 500,
+])
+def test_hostile_admin_queries_are_never_500(admin_api, url):
+    assert admin_api.get(url).status_code in (200, 400)
+
+
+@pytest.mark.parametrize("url", [
+    "/admin/users/99999999999999999999/ban", "/admin/users/99999999999999999999/quota",
+    "/admin/users/0/unban", "/admin/moderation/%E2%80%AE/approve", "/admin/moderation/" + "z" * 40 + "/remove",
+    "/admin/jobs/" + "j" * 300 + "/retry",
+])
+def test_hostile_admin_actions_are_never_500(admin_api, url):
+    response = admin_api.form_post(url, {"reason": "testing", "quota_mb": "1"})
+    assert response.status_code in (302, 404)
+
+
+def test_back_field_with_control_characters_is_ignored(admin_api, quarantined):
+    response = admin_api.form_post(f"/admin/moderation/{quarantined}/approve",
+                                   {"reason": "fine", "back": "/admin/audit\r\nSet-Cookie: x=y"})
+    assert response.status_code == 302 and response.headers["Location"] == "/admin/moderation"
+
+
+@pytest.fixture
+def redis_down(app):
+    """Point the app at a Redis port where nothing listens; restored for the fixture's teardown."""
+    url = app.config["REDIS_URL"]
+    app.config["REDIS_URL"] = "redis://127.0.0.1:9/0"
+    app.extensions.pop("satchel.redis", None)
+    yield
+    app.config["REDIS_URL"] = url
+    app.extensions.pop("satchel.redis", None)
+
+
+def test_jobs_page_survives_redis_down(app, admin_api, redis_down):
+    response = admin_api.get("/admin/jobs")
+    assert response.status_code == 200
+    assert "Redis is unreachable" in response.get_data(as_text=True)
+    assert admin_api.get("/admin").status_code == 200
+
+
+def test_retrying_a_job_whose_data_expired_is_a_clear_refusal(app, admin_api):
+    queue = get_queue()
+    queue.failed_job_registry.connection.zadd(queue.failed_job_registry.key, {"scan-gone": 9999999999})
+    response = admin_api.form_post("/admin/jobs/scan-gone/retry", {"reason": "try it"})
+    assert response.status_code == 302
+    assert "not in a failed registry" in admin_api.get("/admin/jobs").get_data(as_text=True)

@@ -126,3 +126,18 @@ def test_signed_in_reporter_is_recorded(app, api, other_api, other_user, availab
     csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
     other_api.client.post(f"/s/{token}/report", data={"reason": "not ok at all", "csrf_token": csrf})
     assert db.session.scalar(select(Report)).reporter_id == other_user.id
+
+
+class TestReportRateLimit:
+    """Reports are limited per visitor, so a share link cannot be used to flood the moderators."""
+
+    @pytest.fixture
+    def app_config(self):
+        return {"RATELIMIT_ENABLED": True}
+
+    def test_eleventh_report_in_an_hour_is_429(self, app, api, available):
+        token = share_token(api, available)
+        statuses = [report(app, token, f"report number {n}").status_code for n in range(11)]
+        assert statuses[:10] == [302] * 10
+        assert statuses[10] == 429
+        assert len(db.session.scalars(select(Report)).all()) == 10

@@ -101,7 +101,8 @@ def load_config(env_name=None, environ=None):
         "MAINTENANCE_INTERVAL": num("MAINTENANCE_INTERVAL", 300),
         "SWEEP_INTERVAL": num("SWEEP_INTERVAL", 3600),
         "STUCK_AFTER": num("STUCK_AFTER", 900),
-        "ORPHAN_GRACE": num("ORPHAN_GRACE", 24 * 3600),
+        # never shorter than a scan can take between its promotion copy and its commit
+        "ORPHAN_GRACE": max(num("ORPHAN_GRACE", 24 * 3600), 3600),
         "PURGE_AFTER": num("PURGE_AFTER", 3600),
         "QUEUE_PREFIX": get("QUEUE_PREFIX", "satchel"),
         # HTTP

@@ -1,4 +1,5 @@
 """RQ queues by purpose; jobs are enqueued by dotted path with ids, never ORM objects."""
+import functools
 import logging
 import time
 from datetime import UTC, datetime
@@ -7,7 +8,7 @@ from flask import current_app
 from redis import Redis
 from redis.exceptions import RedisError
 from rq import Queue, Retry
-from rq.exceptions import NoSuchJobError
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.results import Result
 
@@ -72,18 +73,27 @@ def enqueue_scan(upload_id, size):
     return True
 
 
+def _or_none_if_redis_down(function):
+    """Admin listings: None (shown as "Redis is unreachable") instead of an error page."""
+    @functools.wraps(function)
+    def wrapped(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except RedisError:
+            return None
+    return wrapped
+
+
 def _queues():
     return [get_queue(name) for name in QUEUE_NAMES]
 
 
+@_or_none_if_redis_down
 def overview():
     """Per queue: waiting, running, scheduled (retries included) and failed job counts; None if Redis is down."""
-    try:
-        return [{"name": name, "queued": q.count, "started": q.started_job_registry.count,
-                 "scheduled": q.scheduled_job_registry.count, "failed": q.failed_job_registry.count}
-                for name, q in zip(QUEUE_NAMES, _queues(), strict=True)]
-    except RedisError:
-        return None
+    return [{"name": name, "queued": q.count, "started": q.started_job_registry.count,
+             "scheduled": q.scheduled_job_registry.count, "failed": q.failed_job_registry.count}
+            for name, q in zip(QUEUE_NAMES, _queues(), strict=True)]
 
 
 def _describe(job, queue_name, when=None):
@@ -94,6 +104,7 @@ def _describe(job, queue_name, when=None):
             "error": error[-1] if error else "", "when": when or job.ended_at or job.enqueued_at}
 
 
+@_or_none_if_redis_down
 def failed_jobs(limit=100):
     """The newest failed jobs of every queue, with the last line of their error."""
     jobs = []
@@ -105,6 +116,7 @@ def failed_jobs(limit=100):
     return sorted(jobs, key=lambda j: j["when"] or 0, reverse=True)[:limit]
 
 
+@_or_none_if_redis_down
 def scheduled_jobs(limit=100):
     """Jobs waiting for a time: retries after a transient failure and scheduled maintenance."""
     jobs = []
@@ -116,6 +128,7 @@ def scheduled_jobs(limit=100):
     return sorted(jobs, key=lambda j: j["when"])[:limit]
 
 
+@_or_none_if_redis_down
 def running_jobs():
     """Jobs a worker is executing now."""
     jobs = []
@@ -127,11 +140,15 @@ def running_jobs():
 
 
 def retry_failed(job_id):
-    """Put a failed job back on its queue; False if no queue holds it as failed."""
-    for q in _queues():
-        if job_id in q.failed_job_registry:
-            q.failed_job_registry.requeue(job_id)
-            return True
+    """Put a failed job back on its queue; False if no queue holds it as failed (or Redis is down)."""
+    try:
+        for q in _queues():
+            if job_id in q.failed_job_registry:
+                q.failed_job_registry.requeue(job_id)
+                return True
+    except (NoSuchJobError, InvalidJobOperation, RedisError):
+        # Its data expired, another admin retried it first, or Redis is unreachable.
+        return False
     return False
 
 

@@ -1,6 +1,6 @@
 """Admin views: thin; every action is a CSRF-protected POST with a reason, audited by the service."""
 import functools
-from datetime import datetime
+from datetime import UTC, datetime
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -30,7 +30,14 @@ def admins_only(view):
 
 def _back(form, default):
     target = form.back.data or ""
-    return target if target.startswith("/admin") and "//" not in target and "\\" not in target else default
+    safe = target.startswith("/admin") and "//" not in target and "\\" not in target and target.isprintable()
+    return target if safe else default
+
+
+def _int_arg(name):
+    """A positive 32-bit integer query argument, or None (ids beyond that do not exist)."""
+    value = request.args.get(name, type=int)
+    return value if value is not None and 0 < value < 2**31 else None
 
 
 def _act(form, default, action):
@@ -62,8 +69,11 @@ def moderation_page():
     before = None
     if request.args.get("before_time") and request.args.get("before_id"):
         try:
-            before = (datetime.fromisoformat(request.args["before_time"]), request.args["before_id"])
-        except ValueError:
+            stamp = datetime.fromisoformat(request.args["before_time"])
+            if stamp.tzinfo is None:
+                raise ValueError(stamp)
+            before = (stamp.astimezone(UTC), request.args["before_id"][:32])
+        except (ValueError, OverflowError):
             abort(400, "That page link is not valid.")
     items, next_before = moderation.moderation_queue(reason, before)
     return render_template("admin/moderation.html", items=items, next_before=next_before, reason=reason,
@@ -94,7 +104,7 @@ def moderate(upload_id, action):
 def users_page():
     """Accounts with their usage and quota; search by email."""
     search = (request.args.get("q") or "").strip()[:254]
-    after = request.args.get("after", type=int)
+    after = _int_arg("after")
     rows, next_after = dashboard.users_with_usage(search or None, after_id=after)
     return render_template("admin/users.html", rows=rows, search=search, next_after=next_after,
                            quota_for=quota_for, form=QuotaForm())
@@ -139,7 +149,7 @@ def audit_page():
         action = None
     actor = (request.args.get("actor") or "").strip()[:254] or None
     target = (request.args.get("target") or "").strip()[:254] or None
-    before = request.args.get("before", type=int)
+    before = _int_arg("before")
     events, next_before = audit.search(action, actor, target, before)
     return render_template("admin/audit.html", events=events, next_before=next_before, actions=audit.ACTIONS,
                            action=action, actor=actor or "", target=target or "")
@@ -151,7 +161,7 @@ def jobs_page():
     """Failed jobs with a retry button, running and scheduled jobs, maintenance runs, queue depths."""
     scheduled = queue.scheduled_jobs()
     next_runs = {}
-    for job in scheduled:
+    for job in scheduled or []:
         if job["id"].startswith("maintenance-"):
             next_runs.setdefault(job["id"].split("-")[1], job["when"])
     return render_template("admin/jobs.html", queues=queue.overview(), failed=queue.failed_jobs(),

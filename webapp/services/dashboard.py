@@ -46,9 +46,9 @@ def storage_by_user(limit=10):
 
 
 def last_successful_scan():
-    """When the scanner last passed a file, or None."""
+    """When the scanner last finished a file (whatever its verdict), or None."""
     return db.session.scalar(select(func.max(Upload.scanned_at)).where(
-        Upload.status == UploadStatus.AVAILABLE.value))
+        Upload.reason.is_distinct_from("scan_incomplete")))
 
 
 def scanner_status():

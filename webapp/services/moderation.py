@@ -2,6 +2,8 @@
 import logging
 
 from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from webapp import queue
 from webapp import storage as store
@@ -11,7 +13,7 @@ from webapp.models.base import utcnow
 from webapp.services import audit
 from webapp.services.errors import Conflict, InvalidInput, NotFound
 from webapp.services.uploads import revoke_shares
-from webapp.services.verification import ObjectChanged, promote_quarantined
+from webapp.services.verification import ObjectChanged, is_blocked, promote_quarantined
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,8 @@ def approve(admin, upload_id, reason, ip=None):
     """A quarantined file was a false positive (it becomes available); reports on a file are dismissed."""
     reason = _reason(reason)
     upload = _flagged_upload(upload_id)
+    if upload.sha256 and is_blocked(upload.sha256):
+        raise Conflict("These bytes are on the block list; they cannot be approved.", "blocked_content")
     if upload.status == UploadStatus.QUARANTINED.value:
         try:
             if not promote_quarantined(upload.id):
@@ -115,11 +119,16 @@ def _has_open_reports(upload_id):
 
 
 def _take_down(upload, reason_code):
-    """Mark an upload removed, revoke its links, close its reports (caller commits); its object keys."""
+    """Mark an upload removed (compare-and-set), revoke its links, close its reports (caller commits).
+
+    Returns (object keys to delete, links revoked), or None if the file stopped being live meanwhile.
+    """
     keys = [upload.incoming_key, upload.file_key, upload.thumbnail_key]
-    upload.status = UploadStatus.REMOVED.value
-    upload.reason = reason_code
-    upload.updated_at = utcnow()
+    result = db.session.execute(
+        update(Upload).where(Upload.id == upload.id, Upload.status.in_(REMOVABLE))
+        .values(status=UploadStatus.REMOVED.value, reason=reason_code, updated_at=utcnow()))
+    if not result.rowcount:
+        return None
     revoked = revoke_shares(upload.id)
     _resolve_reports(upload.id, "removed")
     return keys, revoked
@@ -139,7 +148,12 @@ def remove(admin, upload_id, reason, ip=None):
     upload = _flagged_upload(upload_id)
     if upload.status not in REMOVABLE:
         raise Conflict("This file is not live; there is nothing to remove.", "not_removable")
-    keys, revoked = _take_down(upload, "removed_by_moderator")
+    taken = _take_down(upload, "removed_by_moderator")
+    if taken is None:
+        db.session.rollback()
+        raise Conflict("This file changed meanwhile (its owner may have deleted it); reload the page.",
+                       "state_changed")
+    keys, revoked = taken
     audit.record("remove", admin, "upload", upload.id, reason=reason,
                  details={"owner_id": upload.user_id, "shares_revoked": revoked}, ip=ip)
     db.session.commit()
@@ -153,13 +167,14 @@ def block_content(admin, upload_id, reason, ip=None):
     upload = _flagged_upload(upload_id)
     if not upload.sha256:
         raise Conflict("This file's SHA-256 is not known (it was refused before it was read).", "no_hash")
-    if db.session.get(BlockedHash, upload.sha256) is None:
-        db.session.add(BlockedHash(sha256=upload.sha256, reason=reason, created_by=admin.id))
+    _insert_block(upload.sha256, reason, admin.id)
     keys, removed = [], []
     for match in db.session.scalars(select(Upload).where(Upload.sha256 == upload.sha256,
-                                                         Upload.status.in_(REMOVABLE))):
-        keys += _take_down(match, "blocked_content")[0]
-        removed.append(match.id)
+                                                         Upload.status.in_(REMOVABLE))).all():
+        taken = _take_down(match, "blocked_content")
+        if taken is not None:
+            keys += taken[0]
+            removed.append(match.id)
     audit.record("block_content", admin, "upload", upload.id, reason=reason,
                  details={"sha256": upload.sha256, "removed": removed}, ip=ip)
     db.session.commit()
@@ -167,8 +182,19 @@ def block_content(admin, upload_id, reason, ip=None):
     return removed
 
 
+def _insert_block(sha256, reason, admin_id):
+    """Add a hash to the block list; another admin blocking it at the same moment is fine."""
+    dialect = db.session.get_bind().dialect.name
+    insert = {"postgresql": pg_insert, "sqlite": sqlite_insert}.get(dialect)
+    values = {"sha256": sha256, "reason": reason, "created_by": admin_id, "created_at": utcnow()}
+    if insert is not None:
+        db.session.execute(insert(BlockedHash).values(**values).on_conflict_do_nothing())
+    elif db.session.get(BlockedHash, sha256) is None:
+        db.session.add(BlockedHash(**values))
+
+
 def _user(user_id):
-    user = db.session.get(User, user_id) if isinstance(user_id, int) else None
+    user = db.session.get(User, user_id) if isinstance(user_id, int) and 0 < user_id < 2**31 else None
     if user is None:
         raise NotFound()
     return user

@@ -34,8 +34,10 @@ def create_share(user, upload_id, days=None, ip=None):
 
 def revoke_share(user, share_id, ip=None):
     """Revoke one of the user's links (it answers 404 from now on)."""
-    share = db.session.scalar(
-        select(Share).join(Upload).where(Share.id == share_id, Upload.user_id == user.id))
+    share = None
+    if isinstance(share_id, int) and 0 < share_id < 2**31:
+        share = db.session.scalar(
+            select(Share).join(Upload).where(Share.id == share_id, Upload.user_id == user.id))
     if share is None:
         raise NotFound()
     if share.revoked_at is None:

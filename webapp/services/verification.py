@@ -130,7 +130,25 @@ def _run_pipeline(upload, token):
         storage.delete(*own_keys)
         return None
     storage.delete(upload.incoming_key)
+    if is_blocked(values["sha256"]):
+        # A moderator blocked these bytes while this scan ran (after its check): take it down.
+        _take_down_blocked(upload.id, own_keys)
+        return UploadStatus.REMOVED
     return UploadStatus.AVAILABLE
+
+
+def is_blocked(sha256):
+    """True when a moderator put these bytes on the block list."""
+    return db.session.get(BlockedHash, sha256) is not None
+
+
+def _take_down_blocked(upload_id, keys):
+    result = db.session.execute(
+        update(Upload).where(Upload.id == upload_id, Upload.status == UploadStatus.AVAILABLE.value)
+        .values(status=UploadStatus.REMOVED.value, reason="blocked_content", updated_at=utcnow()))
+    db.session.commit()
+    if result.rowcount:
+        store.get_storage().delete(*keys)
 
 
 def _inspect(upload, storage, config, token):
@@ -180,11 +198,12 @@ def _inspect(upload, storage, config, token):
         raise ObjectChanged()
 
     values = {"etag": etag, "sha256": digest.hexdigest(), "detected_type": detected}
+    if is_blocked(values["sha256"]):
+        # Before the malware verdict: blocked bytes are refused outright, never queued for approval.
+        raise Verdict(UploadStatus.REJECTED, "blocked_content", signature=signature and signature[:255], **values)
     if signature:
         # Kept with its hash and ETag: a moderator may approve it, or block the content.
         raise Verdict(UploadStatus.QUARANTINED, "malware", signature=signature[:255], **values)
-    if db.session.get(BlockedHash, values["sha256"]) is not None:
-        raise Verdict(UploadStatus.REJECTED, "blocked_content", **values)
     values["thumbnail_key"] = None
     if is_image:
         try:

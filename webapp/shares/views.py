@@ -2,6 +2,7 @@
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from webapp.extensions import limiter
 from webapp.services import sharing
 from webapp.shares import bp
 from webapp.shares.forms import ReportForm
@@ -33,6 +34,7 @@ def preview(token):
 
 
 @bp.route("/<token>/report", methods=["POST"])
+@limiter.limit("10 per hour")
 def report(token):
     """Send the file to the moderators with the visitor's words."""
     form = ReportForm()
