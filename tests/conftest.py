@@ -10,7 +10,7 @@ from flask_login import FlaskLoginClient
 from rq import SimpleWorker
 
 from webapp import create_app, localservices
-from webapp.extensions import db
+from webapp.extensions import db, limiter
 from webapp.localservices import EICAR
 from webapp.queue import QUEUE_NAMES, get_queue, get_redis
 from webapp.services.accounts import create_user
@@ -93,6 +93,8 @@ def app(services, app_config):
         db.drop_all()
         db.create_all()
         get_storage().ensure_bucket(["http://127.0.0.1:5000"])
+        if app.config["RATELIMIT_ENABLED"]:
+            limiter.reset()  # the limiter's storage outlives one app: start with no counts
         yield app
         db.session.remove()
         db.drop_all()

@@ -104,7 +104,7 @@ def test_session_is_fresh_after_login(app, user):
     login(client, "owner@example.com")
     with client.session_transaction() as session:
         assert "planted" not in session
-        assert session["_user_id"] == str(user.id)
+        assert session["_user_id"] == f"{user.id}.{user.session_version}"
 
 
 @pytest.mark.parametrize("target, expected", [
@@ -169,3 +169,57 @@ def test_next_with_control_characters_falls_back(app, user, target):
 def test_nul_in_login_email_is_a_clean_refusal(app, user):
     response = login(app.test_client(), "owner@example.com\x00")
     assert response.status_code == 400
+
+
+def test_logout_invalidates_the_session_server_side(app, user):
+    client = app.test_client()
+    login(client, "owner@example.com")
+    files = client.get("/files")
+    stolen = client.get_cookie("session").value  # a copy of the cookie, as an attacker would keep
+    token = re.search(r'name="csrf_token" value="([^"]+)"', files.get_data(as_text=True)).group(1)
+    client.post("/auth/logout", data={"csrf_token": token})
+    replay = app.test_client()
+    replay.set_cookie("session", stolen)
+    response = replay.get("/files")
+    assert response.status_code == 302 and response.headers["Location"].startswith("/auth/login")
+    assert replay.get("/api/uploads/abc").status_code == 401
+    # Logging in again works, with a new session.
+    assert login(app.test_client(), "owner@example.com").status_code == 302
+
+
+def test_forged_session_ids_are_refused(app, user):
+    for forged in (str(user.id), f"{user.id}.99", f"{user.id}.x", "1.0.0", "", "9" * 40 + ".0"):
+        client = app.test_client()
+        with client.session_transaction() as session:
+            session["_user_id"] = forged
+            session["_fresh"] = True
+        assert client.get("/files").status_code == 302, forged
+
+
+class TestLoginThrottling:
+    """Failed logins are limited per account and attempts per address, on Redis, with 429 and Retry-After."""
+
+    @pytest.fixture
+    def app_config(self):
+        return {"RATELIMIT_ENABLED": True, "LOGIN_LIMIT_PER_ACCOUNT": "3 per 15 minutes",
+                "LOGIN_LIMIT_PER_IP": "8 per minute"}
+
+    def test_per_account(self, app, user):
+        codes = [login(app.test_client(), "owner@example.com", "wrong password").status_code for _ in range(4)]
+        assert codes == [401, 401, 401, 429]
+        blocked = login(app.test_client(), "OWNER@example.com", PASSWORD)  # the right password waits too
+        assert blocked.status_code == 429
+        assert int(blocked.headers["Retry-After"]) > 0
+        assert "429" in blocked.get_data(as_text=True)
+        # Another account from the same address is not affected.
+        other = app.test_cli_runner().invoke(args=["users", "create", "b@example.com", "--password", PASSWORD])
+        assert other.exit_code == 0
+        assert login(app.test_client(), "b@example.com").status_code == 302
+
+    def test_successful_logins_do_not_count_against_the_account(self, app, user):
+        codes = [login(app.test_client(), "owner@example.com").status_code for _ in range(5)]
+        assert codes == [302] * 5
+
+    def test_per_address(self, app, user):
+        codes = [login(app.test_client(), f"nobody{n}@example.com", "wrong").status_code for n in range(9)]
+        assert codes[:8] == [401] * 8 and codes[8] == 429

@@ -37,9 +37,15 @@ def register_extensions(app):
     from webapp.models import User
 
     @login_manager.user_loader
-    def load_user(user_id):
-        user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
-        return user if user is not None and user.is_active else None
+    def load_user(session_id):
+        # "<user id>.<session version>": a logged-out (or banned) user's old cookies no longer match.
+        user_id, _, version = session_id.partition(".")
+        if not (user_id.isdigit() and version.isdigit() and len(user_id) < 10 and len(version) < 10):
+            return None
+        user = db.session.get(User, int(user_id))
+        if user is None or not user.is_active or user.session_version != int(version):
+            return None
+        return user
 
     @login_manager.unauthorized_handler
     def unauthorized():

@@ -117,5 +117,11 @@ def load_config(env_name=None, environ=None):
         "RATELIMIT_STORAGE_URI": get("RATELIMIT_STORAGE_URI", redis_url),
         "RATELIMIT_HEADERS_ENABLED": True,
         "RATELIMIT_ENABLED": env_name != "testing",
+        # failed logins per account, and login attempts per client address
+        "LOGIN_LIMIT_PER_ACCOUNT": get("LOGIN_LIMIT_PER_ACCOUNT", "5 per 15 minutes"),
+        "LOGIN_LIMIT_PER_IP": get("LOGIN_LIMIT_PER_IP", "30 per minute"),
+        "PRESIGN_LIMIT": get("PRESIGN_LIMIT", "60 per minute"),
+        "DOWNLOAD_LIMIT": get("DOWNLOAD_LIMIT", "30 per minute"),
+        "MAX_PENDING_UPLOADS": num("MAX_PENDING_UPLOADS", 50),
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
     }

@@ -1,11 +1,13 @@
 """Register, log in, log out."""
 from urllib.parse import urlsplit
 
-from flask import flash, redirect, render_template, request, session, url_for
+from flask import current_app, flash, redirect, render_template, request, session, url_for
+from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required, login_user, logout_user
 
 from webapp.auth import bp
 from webapp.auth.forms import LoginForm, RegisterForm
+from webapp.extensions import limiter
 from webapp.services import accounts
 from webapp.services.errors import ServiceError
 
@@ -44,7 +46,15 @@ def register():
     return render_template("auth/register.html", form=form), 422 if form.errors else 200
 
 
+def _login_account_key():
+    return "login-account:" + accounts.normalize_email(request.form.get("email", ""))[:254]
+
+
 @bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_PER_IP"], methods=["POST"], key_func=get_remote_address,
+               scope="login-ip")
+@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_PER_ACCOUNT"], methods=["POST"], key_func=_login_account_key,
+               scope="login-account", deduct_when=lambda response: response.status_code == 401)
 def login():
     """Sign in with email and password."""
     if current_user.is_authenticated:
@@ -63,7 +73,8 @@ def login():
 @bp.route("/logout", methods=["POST"])
 @login_required
 def logout():
-    """End the session (POST with a CSRF token)."""
+    """End the session, server-side too: a copy of the old cookie no longer works (POST with CSRF)."""
+    accounts.end_sessions(current_user._get_current_object())
     logout_user()
     session.clear()
     flash("You are logged out.", "info")

@@ -2,6 +2,7 @@
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from webapp.extensions import limiter
 from webapp.files import bp
 from webapp.files.forms import ShareForm
 from webapp.models.base import utcnow
@@ -41,8 +42,13 @@ def detail(upload_id):
                            share_form=ShareForm(), now=utcnow())
 
 
+def _per_user_and_file():
+    return f"user:{current_user.get_id()}:{request.view_args.get('upload_id', '')[:32]}"
+
+
 @bp.route("/files/<upload_id>/download")
 @login_required
+@limiter.limit(lambda: current_app.config["DOWNLOAD_LIMIT"], key_func=_per_user_and_file, scope="download")
 def download(upload_id):
     """Redirect to a short-lived presigned GET that downloads the file as an attachment."""
     url = uploads.download_url(current_user, upload_id)

@@ -23,6 +23,16 @@ class User(UserMixin, db.Model):
     #: bytes this user may hold; NULL means the configured default
     quota_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_at = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    #: part of every session's id: bumping it ends all of the user's sessions (logout, ban)
+    session_version: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+
+    def get_id(self):
+        """Flask-Login's session id: the user id and the current session version."""
+        return f"{self.id}.{self.session_version}"
+
+    def end_sessions(self):
+        """Invalidate every session and remember-cookie this user holds (caller commits)."""
+        self.session_version = (self.session_version or 0) + 1
 
     def set_password(self, password):
         """Store a salted scrypt hash of password."""

@@ -72,3 +72,9 @@ def set_admin(email, is_admin=True):
     user.is_admin = is_admin
     db.session.commit()
     return user
+
+
+def end_sessions(user):
+    """Log the user out everywhere: every session cookie they hold stops working."""
+    user.end_sessions()
+    db.session.commit()

@@ -210,6 +210,7 @@ def ban(admin, user_id, reason, ip=None):
     if user.is_admin:
         raise Conflict("Remove the admin role before banning an admin.", "ban_admin")
     user.is_banned = True
+    user.end_sessions()
     pending = list(db.session.scalars(select(Upload).where(
         Upload.user_id == user.id, Upload.status == UploadStatus.PENDING.value)))
     for upload in pending:

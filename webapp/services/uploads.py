@@ -15,7 +15,7 @@ from webapp.models.base import utcnow
 from webapp.models.upload import COUNTS_AGAINST_QUOTA, LISTED, new_upload_id
 from webapp.scanning import normalize_type
 from webapp.services import audit
-from webapp.services.errors import Conflict, InvalidInput, NotFound, TooLarge, Unavailable
+from webapp.services.errors import Conflict, InvalidInput, NotFound, ServiceError, TooLarge, Unavailable
 from webapp.services.names import clean_filename, content_disposition, download_name
 
 S3_MIN_PART = 5 * 1024 * 1024
@@ -95,6 +95,12 @@ def begin_upload(user, filename, size, content_type):
     if owner.is_banned:
         db.session.rollback()
         raise NotFound()
+    pending = db.session.scalar(select(func.count()).select_from(Upload).where(
+        Upload.user_id == owner.id, Upload.status == UploadStatus.PENDING.value))
+    if pending >= config["MAX_PENDING_UPLOADS"]:
+        db.session.rollback()
+        raise ServiceError(f"You have {pending} uploads waiting for their bytes; finish or cancel some first.",
+                           "too_many_pending", status=429)
     used = used_bytes(owner.id)
     if used + size > quota_for(owner):
         db.session.rollback()

@@ -1,0 +1,112 @@
+"""Abuse limits on Redis-backed counters, and the quota holding under parallel requests."""
+import os
+import re
+import threading
+
+import pytest
+import requests
+from sqlalchemy import func, select
+
+from tests.conftest import PASSWORD
+from webapp.extensions import db
+from webapp.localservices import free_port
+from webapp.models import Upload
+
+
+class TestLimits:
+    @pytest.fixture
+    def app_config(self):
+        return {"RATELIMIT_ENABLED": True, "PRESIGN_LIMIT": "5 per minute", "DOWNLOAD_LIMIT": "3 per minute",
+                "MAX_PENDING_UPLOADS": 100}
+
+    def test_presign_requests_per_user_per_minute(self, api, other_api):
+        codes = [api.post("/api/uploads", json={"filename": "a.txt", "size": 5, "content_type": "text/plain"}
+                          ).status_code for _ in range(6)]
+        assert codes == [201] * 5 + [429]
+        refused = api.post("/api/uploads", json={"filename": "a.txt", "size": 5, "content_type": "text/plain"})
+        assert refused.get_json()["error"]["code"] == "rate_limited"
+        assert int(refused.headers["Retry-After"]) > 0
+        # Another user has a budget of their own.
+        assert other_api.post("/api/uploads", json={"filename": "a.txt", "size": 5, "content_type": "text/plain"}
+                              ).status_code == 201
+
+    def test_download_urls_per_file(self, app, api, run_worker):
+        upload_id = api.upload(b"popular file")
+        run_worker()
+        codes = [api.get(f"/files/{upload_id}/download").status_code for _ in range(4)]
+        assert codes == [302, 302, 302, 429]
+        page = api.get(f"/files/{upload_id}/download")
+        assert "Location" not in page.headers and "X-Amz" not in page.get_data(as_text=True)
+
+
+def test_pending_uploads_per_user_are_capped(app, api):
+    app.config["MAX_PENDING_UPLOADS"] = 3
+    for _ in range(3):
+        api.begin(size=5)
+    response = api.post("/api/uploads", json={"filename": "a.txt", "size": 5, "content_type": "text/plain"})
+    assert response.status_code == 429
+    assert response.get_json()["error"]["code"] == "too_many_pending"
+    assert db.session.scalar(select(func.count()).select_from(Upload)) == 3
+
+
+def test_hsts_only_over_tls(app):
+    assert "Strict-Transport-Security" not in app.test_client().get("/").headers
+    secure = app.test_client().get("/", base_url="https://satchel.example")
+    assert secure.headers["Strict-Transport-Security"].startswith("max-age=31536000")
+
+
+@pytest.mark.skipif(not os.environ.get("DATABASE_URL", "").startswith("postgresql"),
+                    reason="row locks need PostgreSQL (CI runs this with DATABASE_URL set)")
+def test_quota_reservation_is_atomic_under_parallel_presigns(app, user, monkeypatch):
+    """20 presigns at once with room for exactly one: exactly one succeeds."""
+    import time
+
+    from werkzeug.serving import make_server
+
+    from webapp.services import uploads
+
+    real_used_bytes = uploads.used_bytes
+
+    def slow_used_bytes(user_id):
+        # Widen the window between reading the usage and writing the reservation, so that
+        # without the row lock the parallel requests would all see room and overbook.
+        used = real_used_bytes(user_id)
+        time.sleep(0.05)
+        return used
+
+    monkeypatch.setattr(uploads, "used_bytes", slow_used_bytes)
+    user.quota_bytes = 1000
+    db.session.commit()
+    port = free_port()
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{port}"
+        session = requests.Session()
+        page = session.get(f"{base}/auth/login", timeout=10).text
+        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+        session.post(f"{base}/auth/login", data={"email": user.email, "password": PASSWORD, "csrf_token": token},
+                     timeout=10)
+        csrf = re.search(r'name="csrf-token" content="([^"]+)"', session.get(f"{base}/files", timeout=10).text).group(1)
+        barrier = threading.Barrier(20)
+        codes = []
+
+        def presign():
+            barrier.wait()
+            response = session.post(f"{base}/api/uploads", headers={"X-CSRFToken": csrf}, timeout=30,
+                                    json={"filename": "race.txt", "size": 600, "content_type": "text/plain"})
+            codes.append(response.status_code)
+
+        workers = [threading.Thread(target=presign) for _ in range(20)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(60)
+    finally:
+        server.shutdown()
+        thread.join(10)
+        server.server_close()
+    assert sorted(codes) == [201] + [413] * 19
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(Upload)) == 1
