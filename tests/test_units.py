@@ -170,3 +170,11 @@ def test_production_refuses_to_start_without_settings():
 def test_allowed_types_from_environment():
     config = load_config("development", {"ALLOWED_TYPES": "image/png, application/pdf"})
     assert config["ALLOWED_TYPES"] == {"image/png": "png", "application/pdf": "pdf"}
+
+
+def test_url_lifetimes_have_a_ceiling():
+    with pytest.raises(ConfigError):
+        load_config("development", {"UPLOAD_URL_TTL": "901"})
+    with pytest.raises(ConfigError):
+        load_config("development", {"DOWNLOAD_URL_TTL": "301"})
+    assert load_config("development", {"UPLOAD_URL_TTL": "900"})["UPLOAD_URL_TTL"] == 900

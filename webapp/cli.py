@@ -37,16 +37,40 @@ def promote_user_command(email):
     click.echo(f"{user.email} is now an admin")
 
 
-@storage_cli.command("setup")
-@click.option("--origin", "origins", multiple=True, default=["http://127.0.0.1:5000",
-                                                              "http://localhost:5000"],
-              help="Browser origin allowed to PUT uploads (repeatable).")
-def storage_setup_command(origins):
-    """Create the bucket if needed and set its CORS rules for browser uploads."""
+_ORIGINS = click.option("--origin", "origins", multiple=True,
+                        default=["http://127.0.0.1:5000", "http://localhost:5000"],
+                        help="Browser origin allowed to PUT uploads (repeatable).")
+
+
+@storage_cli.command("apply")
+@_ORIGINS
+def storage_apply_command(origins):
+    """Create the bucket if needed and set what it needs: Block Public Access, CORS, lifecycle."""
     from webapp.storage import get_storage
 
     get_storage().ensure_bucket(origins)
-    click.echo(f"bucket {current_app.config['S3_BUCKET']} ready for {', '.join(origins)}")
+    click.echo(f"bucket {current_app.config['S3_BUCKET']}: private, PUT from {', '.join(origins)}, "
+               "incomplete multipart uploads aborted after 1 day, incoming/ expired after 2 days")
+
+
+@storage_cli.command("check")
+@_ORIGINS
+def storage_check_command(origins):
+    """Report whether the bucket and the URL lifetimes are as Satchel needs them (exit 1 if not)."""
+    from webapp.storage import check_settings, get_storage
+
+    problems = check_settings(get_storage().read_settings(), origins)
+    config = current_app.config
+    if config["UPLOAD_URL_TTL"] > 900:
+        problems.append(f"UPLOAD_URL_TTL is {config['UPLOAD_URL_TTL']} s; upload URLs must expire within 15 minutes")
+    if config["DOWNLOAD_URL_TTL"] > 300:
+        problems.append(f"DOWNLOAD_URL_TTL is {config['DOWNLOAD_URL_TTL']} s; download URLs must expire within 5 minutes")
+    for problem in problems:
+        click.echo(f"FAIL  {problem}")
+    if problems:
+        raise click.exceptions.Exit(1)
+    click.echo(f"OK    bucket {config['S3_BUCKET']}: Block Public Access on, CORS PUT-only for "
+               f"{', '.join(origins)} with ETag exposed, lifecycle rules present, URL lifetimes within limits")
 
 
 @click.command("worker")

@@ -63,6 +63,8 @@ def load_config(env_name=None, environ=None):
         if get("SCANNER", "clamd") != "clamd":
             raise ConfigError("scanning cannot be disabled in production")
 
+    if num("UPLOAD_URL_TTL", 600) > 900 or num("DOWNLOAD_URL_TTL", 120) > 300:
+        raise ConfigError("upload URLs must expire within 900 s and download URLs within 300 s")
     redis_url = get("REDIS_URL", "redis://127.0.0.1:6379/0")
     return {
         "ENV_NAME": env_name,

@@ -11,7 +11,7 @@ from webapp import localservices
 from webapp.config import INSTANCE, ROOT
 from webapp.localservices import ServiceError
 
-WEB_PORT = 5000  # the bucket's CORS rules (flask storage setup) name this origin
+WEB_PORT = 5000  # the bucket's CORS rules (flask storage apply) name this origin
 CLAMAV_DB = Path("/var/lib/clamav")
 FLASK = [sys.executable, "-m", "flask", "--app", "wsgi"]
 
@@ -85,10 +85,10 @@ class DevStack:
             process, port = localservices.start_moto(port_or_free(9000))
             self.env["S3_ENDPOINT_URL"] = f"http://127.0.0.1:{port}"
             self.started("moto S3", process, self.env["S3_ENDPOINT_URL"])
-            setup = subprocess.run([*FLASK, "storage", "setup"], cwd=ROOT, env=self.env)
+            setup = subprocess.run([*FLASK, "storage", "apply"], cwd=ROOT, env=self.env)
             self.stop_point()
             if setup.returncode:
-                raise ServiceError("`flask storage setup` failed (see above)")
+                raise ServiceError("`flask storage apply` failed (see above)")
         if not self.env.get("CLAMD_URL") and self.env.get("SCANNER") != "disabled":
             self.start_clamd()
         self.started("worker", self.spawn("worker"), "RQ worker with scheduler")

@@ -187,8 +187,8 @@ class Storage:
             raise _translate(exc) from exc
 
     # --- bucket set-up ---
-    def ensure_bucket(self, cors_origins):
-        """Create the bucket if needed and allow browser PUTs from cors_origins."""
+    def ensure_bucket(self, cors_origins, incoming_days=2):
+        """Create the bucket if needed and apply the settings Satchel needs (see desired_settings)."""
         try:
             self.client.head_bucket(Bucket=self.bucket)
         except ClientError:
@@ -199,13 +199,30 @@ class Storage:
             self._call("create_bucket", **params)
         except BotoCoreError as exc:
             raise StorageError(str(exc)) from exc
-        self._call("put_bucket_cors", CORSConfiguration={"CORSRules": [{
-            "AllowedOrigins": list(cors_origins),
-            "AllowedMethods": ["PUT", "GET", "HEAD"],
-            "AllowedHeaders": ["*"],
-            "ExposeHeaders": ["ETag"],
-            "MaxAgeSeconds": 3000,
-        }]})
+        wanted = desired_settings(cors_origins, incoming_days)
+        self._call("put_public_access_block", PublicAccessBlockConfiguration=wanted["public_access_block"])
+        self._call("put_bucket_cors", CORSConfiguration={"CORSRules": wanted["cors"]})
+        self._call("put_bucket_lifecycle_configuration",
+                   LifecycleConfiguration={"Rules": wanted["lifecycle"]})
+
+    def read_settings(self):
+        """The bucket's public-access block, CORS rules and lifecycle rules (empty when unset)."""
+        def fetch(method, key, missing_codes):
+            try:
+                return getattr(self.client, method)(Bucket=self.bucket)[key]
+            except ClientError as exc:
+                if str(exc.response.get("Error", {}).get("Code")) in missing_codes:
+                    return None
+                raise _translate(exc) from exc
+            except BotoCoreError as exc:
+                raise StorageError(str(exc)) from exc
+
+        return {
+            "public_access_block": fetch("get_public_access_block", "PublicAccessBlockConfiguration",
+                                         {"NoSuchPublicAccessBlockConfiguration"}),
+            "cors": fetch("get_bucket_cors", "CORSRules", {"NoSuchCORSConfiguration"}),
+            "lifecycle": fetch("get_bucket_lifecycle_configuration", "Rules", {"NoSuchLifecycleConfiguration"}),
+        }
 
     def ping(self):
         """Raise StorageError unless the bucket answers."""
@@ -213,6 +230,51 @@ class Storage:
             self.client.head_bucket(Bucket=self.bucket)
         except (ClientError, BotoCoreError) as exc:
             raise _translate(exc) from exc
+
+
+def desired_settings(cors_origins, incoming_days=2):
+    """What the bucket must look like: private, PUT-only CORS for the app, and self-cleaning prefixes."""
+    return {
+        "public_access_block": {"BlockPublicAcls": True, "IgnorePublicAcls": True,
+                                "BlockPublicPolicy": True, "RestrictPublicBuckets": True},
+        "cors": [{"AllowedOrigins": list(cors_origins), "AllowedMethods": ["PUT"],
+                  "AllowedHeaders": ["content-type"], "ExposeHeaders": ["ETag"], "MaxAgeSeconds": 3000}],
+        "lifecycle": [
+            {"ID": "abort-incomplete-multipart", "Status": "Enabled", "Filter": {"Prefix": ""},
+             "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}},
+            {"ID": "expire-incoming", "Status": "Enabled", "Filter": {"Prefix": f"{INCOMING}/"},
+             "Expiration": {"Days": incoming_days}},
+        ],
+    }
+
+
+def check_settings(actual, cors_origins):
+    """Problems with the bucket's settings, as sentences (empty when all is well)."""
+    problems = []
+    block = actual.get("public_access_block") or {}
+    for name in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"):
+        if not block.get(name):
+            problems.append(f"Block Public Access: {name} is off")
+    rules = actual.get("cors") or []
+    if not rules:
+        problems.append("CORS: no rules, so browsers cannot PUT uploads")
+    for rule in rules:
+        origins = set(rule.get("AllowedOrigins", []))
+        if "*" in origins or not origins <= set(cors_origins):
+            problems.append(f"CORS: allows origins beyond the app's: {sorted(origins - set(cors_origins))}")
+        if "PUT" not in rule.get("AllowedMethods", []):
+            problems.append("CORS: PUT is not allowed")
+        if set(rule.get("AllowedMethods", [])) - {"PUT"}:
+            problems.append(f"CORS: allows more than PUT: {sorted(set(rule['AllowedMethods']) - {'PUT'})}")
+        if "ETag" not in rule.get("ExposeHeaders", []):
+            problems.append("CORS: ETag is not exposed (multipart uploads need it)")
+    lifecycle = actual.get("lifecycle") or []
+    if not any(r.get("Status") == "Enabled" and "AbortIncompleteMultipartUpload" in r for r in lifecycle):
+        problems.append("Lifecycle: incomplete multipart uploads are never aborted")
+    if not any(r.get("Status") == "Enabled" and "Expiration" in r
+               and (r.get("Filter") or {}).get("Prefix", r.get("Prefix")) == f"{INCOMING}/" for r in lifecycle):
+        problems.append(f"Lifecycle: objects under {INCOMING}/ never expire")
+    return problems
 
 
 def incoming_key(user_id, upload_id):
