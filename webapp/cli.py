@@ -64,7 +64,8 @@ def storage_check_command(origins):
     if config["UPLOAD_URL_TTL"] > 900:
         problems.append(f"UPLOAD_URL_TTL is {config['UPLOAD_URL_TTL']} s; upload URLs must expire within 15 minutes")
     if config["DOWNLOAD_URL_TTL"] > 300:
-        problems.append(f"DOWNLOAD_URL_TTL is {config['DOWNLOAD_URL_TTL']} s; download URLs must expire within 5 minutes")
+        problems.append(f"DOWNLOAD_URL_TTL is {config['DOWNLOAD_URL_TTL']} s; "
+                        "download URLs must expire within 5 minutes")
     for problem in problems:
         click.echo(f"FAIL  {problem}")
     if problems:
