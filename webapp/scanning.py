@@ -3,6 +3,7 @@ import io
 import socket
 import struct
 import warnings
+import zipfile
 from urllib.parse import urlparse
 
 import magic
@@ -190,3 +191,45 @@ def check_image(data, max_pixels, thumbnail_size):
     out = io.BytesIO()
     pixels.save(out, format="PNG")
     return out.getvalue()
+
+
+#: Archive formats an entry may not be (no archives inside archives).
+_NESTED_ARCHIVES = (".zip", ".jar", ".war", ".apk", ".7z", ".rar", ".gz", ".tgz", ".bz2", ".xz", ".tar", ".zst")
+
+
+class ArchiveRejected(Exception):
+    """The archive is unsafe to hand out; .reason is the code."""
+
+    def __init__(self, reason):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def check_zip(fileobj, max_entries, max_total_bytes, max_ratio):
+    """Judge a ZIP from its central directory alone, extracting nothing.
+
+    Refuses: too many entries, too much uncompressed data or too high a compression ratio (bombs),
+    archives inside the archive, absolute or ``..`` paths (zip slip), symlinks, unreadable archives.
+    """
+    try:
+        with zipfile.ZipFile(fileobj) as archive:
+            entries = archive.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, NotImplementedError):
+        raise ArchiveRejected("zip_corrupt") from None
+    if len(entries) > max_entries:
+        raise ArchiveRejected("zip_too_many_entries")
+    total = sum(entry.file_size for entry in entries)
+    packed = sum(entry.compress_size for entry in entries)
+    if total > max_total_bytes:
+        raise ArchiveRejected("zip_too_large_uncompressed")
+    if total > max_ratio * max(packed, 1) and total > 1024 * 1024:
+        raise ArchiveRejected("zip_compression_ratio")
+    for entry in entries:
+        name = entry.filename.replace("\\", "/")
+        parts = name.split("/")
+        if name.startswith("/") or ".." in parts or (len(parts[0]) == 2 and parts[0][1] == ":"):
+            raise ArchiveRejected("zip_path_traversal")
+        if (entry.external_attr >> 16) & 0o170000 == 0o120000:
+            raise ArchiveRejected("zip_symlink")
+        if name.lower().endswith(_NESTED_ARCHIVES):
+            raise ArchiveRejected("zip_nested_archive")

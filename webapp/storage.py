@@ -1,4 +1,6 @@
 """The S3 adapter: every boto3 call in Satchel lives in this module."""
+import io
+
 import boto3
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
@@ -136,6 +138,10 @@ class Storage:
             params["IfMatch"] = etag
         return self._call("get_object", **params)["Body"].read()
 
+    def open_ranged(self, key, size, etag):
+        """A read-only, seekable file over key that fetches only the ranges read (pinned to etag)."""
+        return RangedReader(self, key, size, etag)
+
     def iter_chunks(self, key, etag=None, chunk_size=256 * 1024):
         """Stream key in chunks, failing with PreconditionFailed if it is not the given ETag."""
         params = {"Key": key}
@@ -230,6 +236,39 @@ class Storage:
             self.client.head_bucket(Bucket=self.bucket)
         except (ClientError, BotoCoreError) as exc:
             raise _translate(exc) from exc
+
+
+class RangedReader(io.RawIOBase):
+    """A seekable view of an object: each read is a ranged GET, so a ZIP's central directory can be
+    read without downloading the archive."""
+
+    def __init__(self, storage, key, size, etag):
+        super().__init__()
+        self.storage, self.key, self.size, self.etag = storage, key, size, etag
+        self.position = 0
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def tell(self):
+        return self.position
+
+    def seek(self, offset, whence=io.SEEK_SET):
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.size}[whence]
+        self.position = max(0, base + offset)
+        return self.position
+
+    def readinto(self, buffer):
+        length = min(len(buffer), self.size - self.position)
+        if length <= 0:
+            return 0
+        data = self.storage.read_range(self.key, self.position, length, etag=self.etag)
+        buffer[:len(data)] = data
+        self.position += len(data)
+        return len(data)
 
 
 def desired_settings(cors_origins, incoming_days=2):

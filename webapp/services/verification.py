@@ -13,10 +13,12 @@ from webapp.models.base import utcnow
 from webapp.scanning import (
     RASTER_IMAGES,
     SNIFF_BYTES,
+    ArchiveRejected,
     ClamdClient,
     ImageRejected,
     ScanIncomplete,
     check_image,
+    check_zip,
     effective_type,
     sniff_type,
     types_consistent,
@@ -167,6 +169,13 @@ def _inspect(upload, storage, config, token):
     if not types_consistent(upload.declared_type, detected):
         raise Verdict(UploadStatus.REJECTED, "type_mismatch", detected_type=detected[:127])
     detected = effective_type(upload.declared_type, detected)
+
+    if detected == "application/zip":
+        try:
+            check_zip(storage.open_ranged(upload.incoming_key, head["size"], etag), config["ZIP_MAX_ENTRIES"],
+                      config["ZIP_MAX_TOTAL_BYTES"], config["ZIP_MAX_RATIO"])
+        except ArchiveRejected as exc:
+            raise Verdict(UploadStatus.REJECTED, exc.reason, detected_type=detected) from None
 
     is_image = detected in RASTER_IMAGES
     if is_image and head["size"] > config["MAX_IMAGE_BYTES"]:
