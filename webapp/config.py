@@ -96,6 +96,9 @@ def load_config(env_name=None, environ=None):
         "MAX_IMAGE_PIXELS": num("MAX_IMAGE_PIXELS", 40_000_000),
         "MAX_IMAGE_BYTES": num("MAX_IMAGE_BYTES", 64 * MiB),
         "THUMBNAIL_SIZE": 320,
+        # "reject" PDFs with JavaScript or launch actions, or "allow" them
+        "PDF_ACTIVE_CONTENT": get("PDF_ACTIVE_CONTENT", "reject"),
+        "MAX_PDF_BYTES": num("MAX_PDF_BYTES", 64 * MiB),
         "ZIP_MAX_ENTRIES": num("ZIP_MAX_ENTRIES", 10_000),
         "ZIP_MAX_TOTAL_BYTES": num("ZIP_MAX_TOTAL_BYTES", 1024 * MiB),
         "ZIP_MAX_RATIO": num("ZIP_MAX_RATIO", 100),

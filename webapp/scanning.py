@@ -8,6 +8,9 @@ from urllib.parse import urlparse
 
 import magic
 from PIL import Image, UnidentifiedImageError
+from pypdf import PdfReader
+from pypdf.errors import PdfReadError, PdfStreamError
+from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject
 
 #: Bytes libmagic sees; enough for every allowed type's signature.
 SNIFF_BYTES = 8192
@@ -233,3 +236,47 @@ def check_zip(fileobj, max_entries, max_total_bytes, max_ratio):
             raise ArchiveRejected("zip_symlink")
         if name.lower().endswith(_NESTED_ARCHIVES):
             raise ArchiveRejected("zip_nested_archive")
+
+
+#: Keys and action types that make a PDF run something when opened or clicked.
+_PDF_ACTIVE_KEYS = {"/JS", "/JavaScript", "/Launch"}
+_PDF_ACTIVE_ACTIONS = {"/JavaScript", "/Launch"}
+
+
+class PdfRejected(Exception):
+    """The PDF cannot be served; .reason is the code."""
+
+    def __init__(self, reason):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def check_pdf(data):
+    """Refuse PDFs with JavaScript or launch actions anywhere in their object graph.
+
+    pypdf resolves object streams and #-escaped names, so hidden or obfuscated actions count too.
+    """
+    try:
+        reader = PdfReader(io.BytesIO(data), strict=False)
+        if reader.is_encrypted:
+            raise PdfRejected("pdf_encrypted")  # an encrypted object graph cannot be inspected
+        stack, seen = [reader.trailer], set()
+        while stack:
+            obj = stack.pop()
+            if isinstance(obj, IndirectObject):
+                key = (obj.idnum, obj.generation)
+                if key in seen:
+                    continue
+                seen.add(key)
+                obj = obj.get_object()
+            if isinstance(obj, DictionaryObject):
+                if _PDF_ACTIVE_KEYS & set(obj.keys()) or obj.get("/S") in _PDF_ACTIVE_ACTIONS:
+                    raise PdfRejected("pdf_active_content")
+                stack.extend(obj.values())
+            elif isinstance(obj, ArrayObject):
+                stack.extend(obj)
+    except PdfRejected:
+        raise
+    except (PdfReadError, PdfStreamError, ValueError, KeyError, TypeError, AttributeError, RecursionError,
+            OSError, EOFError):
+        raise PdfRejected("pdf_corrupt") from None

@@ -16,8 +16,10 @@ from webapp.scanning import (
     ArchiveRejected,
     ClamdClient,
     ImageRejected,
+    PdfRejected,
     ScanIncomplete,
     check_image,
+    check_pdf,
     check_zip,
     effective_type,
     sniff_type,
@@ -180,8 +182,12 @@ def _inspect(upload, storage, config, token):
     is_image = detected in RASTER_IMAGES
     if is_image and head["size"] > config["MAX_IMAGE_BYTES"]:
         raise _reject("image_too_large")
+    check_pdf_content = detected == "application/pdf" and config["PDF_ACTIVE_CONTENT"] != "allow"
+    if check_pdf_content and head["size"] > config["MAX_PDF_BYTES"]:
+        raise _reject("pdf_too_large_to_check")
     digest = hashlib.sha256()
-    image_bytes = bytearray() if is_image else None
+    # Images and PDFs are checked in memory (both capped above); everything else only streams.
+    held_bytes = bytearray() if is_image or check_pdf_content else None
     received = 0
 
     def chunks():
@@ -189,8 +195,8 @@ def _inspect(upload, storage, config, token):
         for chunk in storage.iter_chunks(upload.incoming_key, etag=etag):
             received += len(chunk)
             digest.update(chunk)
-            if image_bytes is not None:
-                image_bytes.extend(chunk)
+            if held_bytes is not None:
+                held_bytes.extend(chunk)
             yield chunk
 
     signature = None
@@ -214,9 +220,14 @@ def _inspect(upload, storage, config, token):
         # Kept with its hash and ETag: a moderator may approve it, or block the content.
         raise Verdict(UploadStatus.QUARANTINED, "malware", signature=signature[:255], **values)
     values["thumbnail_key"] = None
+    if check_pdf_content:
+        try:
+            check_pdf(bytes(held_bytes))
+        except PdfRejected as exc:
+            raise Verdict(UploadStatus.REJECTED, exc.reason, **values) from None
     if is_image:
         try:
-            thumbnail = check_image(bytes(image_bytes), config["MAX_IMAGE_PIXELS"],
+            thumbnail = check_image(bytes(held_bytes), config["MAX_IMAGE_PIXELS"],
                                     config["THUMBNAIL_SIZE"])
         except ImageRejected as exc:
             raise _reject(exc.reason) from None
