@@ -31,24 +31,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def start_services(workdir):
     """moto, clamd and (unless REDIS_URL is set) Redis; returns (settings, processes)."""
-    processes = []
-    moto, s3_port = localservices.start_moto()
-    processes.append(moto)
-    clamd, clamd_port = localservices.start_clamd(workdir / "clamd")
-    processes.append(clamd)
-    redis_url = os.environ.get("REDIS_URL")
-    if not redis_url:
-        redis, redis_port = localservices.start_redis(workdir / "redis")
-        processes.append(redis)
-        redis_url = f"redis://127.0.0.1:{redis_port}/0"
+    urls, processes = localservices.start_scanning_stack(workdir, os.environ.get("REDIS_URL"))
     tag = uuid.uuid4().hex[:8]
     env = {
         "SATCHEL_ENV": "development",
         "DATABASE_URL": os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{workdir / 'bench.db'}",
-        "REDIS_URL": redis_url,
-        "S3_ENDPOINT_URL": f"http://127.0.0.1:{s3_port}",
+        "REDIS_URL": urls["redis"],
+        "S3_ENDPOINT_URL": urls["s3"],
         "S3_BUCKET": f"satchel-bench-{tag}",
-        "CLAMD_URL": f"tcp://127.0.0.1:{clamd_port}",
+        "CLAMD_URL": urls["clamd"],
         "SCANNER": "clamd",
         "QUEUE_PREFIX": f"bench-{tag}",
     }

@@ -24,26 +24,10 @@ PASSWORD = "correct horse battery staple"
 def services(tmp_path_factory):
     """Start clamd and moto's S3 server (and Redis unless REDIS_URL is set) for the session."""
     workdir = tmp_path_factory.mktemp("services")
-    started = []
+    urls, started = localservices.start_scanning_stack(workdir, os.environ.get("REDIS_URL"))
     try:
-        moto, s3_port = localservices.start_moto()
-        started.append(moto)
-        clamd, clamd_port = localservices.start_clamd(workdir / "clamd")
-        started.append(clamd)
-        redis_url = os.environ.get("REDIS_URL")
-        if not redis_url:
-            redis, redis_port = localservices.start_redis(workdir / "redis")
-            started.append(redis)
-            redis_url = f"redis://127.0.0.1:{redis_port}/0"
         database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{workdir / 'test.db'}"
-        yield {
-            "s3": f"http://127.0.0.1:{s3_port}",
-            "clamd": f"tcp://127.0.0.1:{clamd_port}",
-            "clamd_workdir": workdir / "clamd",
-            "redis": redis_url,
-            "database": database_url,
-            "workdir": workdir,
-        }
+        yield {**urls, "database": database_url, "workdir": workdir}
     finally:
         for process in reversed(started):
             localservices.stop(process)

@@ -122,3 +122,27 @@ def stop(process, timeout=10):
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(timeout)
+
+
+def start_scanning_stack(workdir, redis_url=None):
+    """moto's S3 server, clamd with the EICAR signature and (unless redis_url) Redis.
+
+    Returns ({"s3", "clamd", "redis"} URLs, [processes]); stop the processes with stop().
+    """
+    workdir = Path(workdir)
+    processes = []
+    try:
+        moto, s3_port = start_moto()
+        processes.append(moto)
+        clamd, clamd_port = start_clamd(workdir / "clamd")
+        processes.append(clamd)
+        if not redis_url:
+            redis, redis_port = start_redis(workdir / "redis")
+            processes.append(redis)
+            redis_url = f"redis://127.0.0.1:{redis_port}/0"
+    except BaseException:
+        for process in reversed(processes):
+            stop(process)
+        raise
+    urls = {"s3": f"http://127.0.0.1:{s3_port}", "clamd": f"tcp://127.0.0.1:{clamd_port}", "redis": redis_url}
+    return urls, processes
