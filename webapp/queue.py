@@ -20,6 +20,7 @@ QUEUE_NAMES = (SCANS, MAINTENANCE)
 
 #: Backoff between retries of a scan that hit a transient error (seconds).
 SCAN_RETRY_INTERVALS = [5, 20, 60, 180, 600]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _LIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
 
@@ -113,7 +114,7 @@ def failed_jobs(limit=100):
         for job in Job.fetch_many(registry.get_job_ids(0, limit - 1), connection=q.connection):
             if job is not None:
                 jobs.append(_describe(job, name))
-    return sorted(jobs, key=lambda j: j["when"] or 0, reverse=True)[:limit]
+    return sorted(jobs, key=lambda j: j["when"] or _EPOCH, reverse=True)[:limit]
 
 
 @_or_none_if_redis_down
