@@ -97,47 +97,48 @@ def overview():
             for name, q in zip(QUEUE_NAMES, _queues(), strict=True)]
 
 
-def _describe(job, queue_name, when=None):
+def _registry_jobs(registry_name, limit=None):
+    """(queue name, registry, job) for the jobs in one registry of every Satchel queue."""
+    for name, q in zip(QUEUE_NAMES, _queues(), strict=True):
+        registry = getattr(q, registry_name)
+        ids = registry.get_job_ids(0, limit - 1) if limit else registry.get_job_ids()
+        for job in Job.fetch_many(ids, connection=q.connection):
+            if job is not None:
+                yield name, registry, job
+
+
+def _describe(job, queue_name, when, error=""):
+    return {"id": job.id, "queue": queue_name, "description": job.description, "error": error, "when": when}
+
+
+def _last_error_line(job):
     result = job.latest_result()
-    failed = result is not None and result.type == Result.Type.FAILED
-    error = (result.exc_string or "").strip().splitlines() if failed else []
-    return {"id": job.id, "queue": queue_name, "description": job.description,
-            "error": error[-1] if error else "", "when": when or job.ended_at or job.enqueued_at}
+    if result is None or result.type != Result.Type.FAILED:
+        return ""
+    lines = (result.exc_string or "").strip().splitlines()
+    return lines[-1] if lines else ""
 
 
 @_or_none_if_redis_down
 def failed_jobs(limit=100):
     """The newest failed jobs of every queue, with the last line of their error."""
-    jobs = []
-    for name, q in zip(QUEUE_NAMES, _queues(), strict=True):
-        registry = q.failed_job_registry
-        for job in Job.fetch_many(registry.get_job_ids(0, limit - 1), connection=q.connection):
-            if job is not None:
-                jobs.append(_describe(job, name))
+    jobs = [_describe(job, name, job.ended_at or job.enqueued_at, _last_error_line(job))
+            for name, _, job in _registry_jobs("failed_job_registry", limit)]
     return sorted(jobs, key=lambda j: j["when"] or _EPOCH, reverse=True)[:limit]
 
 
 @_or_none_if_redis_down
 def scheduled_jobs(limit=100):
     """Jobs waiting for a time: retries after a transient failure and scheduled maintenance."""
-    jobs = []
-    for name, q in zip(QUEUE_NAMES, _queues(), strict=True):
-        registry = q.scheduled_job_registry
-        for job in Job.fetch_many(registry.get_job_ids(0, limit - 1), connection=q.connection):
-            if job is not None:
-                jobs.append(_describe(job, name, when=registry.get_scheduled_time(job)))
+    jobs = [_describe(job, name, registry.get_scheduled_time(job))
+            for name, registry, job in _registry_jobs("scheduled_job_registry", limit)]
     return sorted(jobs, key=lambda j: j["when"])[:limit]
 
 
 @_or_none_if_redis_down
 def running_jobs():
     """Jobs a worker is executing now."""
-    jobs = []
-    for name, q in zip(QUEUE_NAMES, _queues(), strict=True):
-        for job in Job.fetch_many(q.started_job_registry.get_job_ids(), connection=q.connection):
-            if job is not None:
-                jobs.append(_describe(job, name, when=job.started_at))
-    return jobs
+    return [_describe(job, name, job.started_at) for name, _, job in _registry_jobs("started_job_registry")]
 
 
 def retry_failed(job_id):
