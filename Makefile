@@ -23,12 +23,18 @@ venv: $(VENV)/.installed
 
 dev-venv: $(VENV)/.installed-dev
 
+# s3rver (npm) for the presigned-URL expiry tests; reinstalled only when the lock file changes.
+node_modules/.installed: package.json package-lock.json
+	@command -v npm >/dev/null || { echo "npm is needed for the tests (Debian: apt-get install nodejs npm)"; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 run: venv
 	@mkdir -p instance
 	$(BIN)/flask db upgrade
 	$(BIN)/python -m webapp.devstack
 
-test: dev-venv
+test: dev-venv node_modules/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: dev-venv
@@ -38,4 +44,4 @@ bench: dev-venv
 	$(BIN)/python -m bench.complete_to_available
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache
+	rm -rf $(VENV) instance .pytest_cache node_modules
