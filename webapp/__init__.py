@@ -59,11 +59,12 @@ def register_extensions(app):
 
 
 def register_blueprints(app):
-    """Mount auth, files, the JSON API, public shares and the admin area."""
+    """Mount auth, files, the JSON API, public shares, the admin area and the health probes."""
     from webapp.admin import bp as admin_bp
     from webapp.api import bp as api_bp
     from webapp.auth import bp as auth_bp
     from webapp.files import bp as files_bp
+    from webapp.health import bp as health_bp
     from webapp.shares import bp as shares_bp
 
     app.register_blueprint(auth_bp)
@@ -71,6 +72,7 @@ def register_blueprints(app):
     app.register_blueprint(api_bp)
     app.register_blueprint(shares_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(health_bp)
 
 
 def register_errorhandlers(app):

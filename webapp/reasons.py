@@ -8,6 +8,7 @@ REASONS = {
     "type_mismatch": "The file's content does not match its declared type.",
     "malware": "Malware was found in this file.",
     "scan_incomplete": "The virus scanner could not finish scanning this file.",
+    "scan_failed": "The file could not be checked (the checks failed repeatedly), so it is not served.",
     "object_missing": "The file's bytes never arrived in storage.",
     "modified_during_scan": "The file kept changing while it was being checked.",
     "image_corrupt": "The image is damaged or not a real image.",

@@ -1,5 +1,6 @@
 """The S3 adapter: every boto3 call in Satchel lives in this module."""
 import io
+import threading
 
 import boto3
 from botocore.config import Config as BotoConfig
@@ -53,6 +54,10 @@ class Storage:
             retries={"max_attempts": 2, "mode": "standard"},
         )
         self.client = session.client("s3", endpoint_url=endpoint_url, config=config)
+        self._make_client = lambda **changes: session.client(
+            "s3", endpoint_url=endpoint_url, config=config.merge(BotoConfig(**changes)))
+        self._probe_client = None
+        self._probe_lock = threading.Lock()  # boto3 sessions must not build clients concurrently
 
     @classmethod
     def from_config(cls, config):
@@ -64,6 +69,17 @@ class Storage:
             access_key=config["S3_ACCESS_KEY_ID"],
             secret_key=config["S3_SECRET_ACCESS_KEY"],
         )
+
+    def probe(self, timeout):
+        """Raise StorageError unless the bucket answers a HEAD within timeout seconds (no retries)."""
+        with self._probe_lock:
+            if self._probe_client is None:
+                self._probe_client = self._make_client(connect_timeout=timeout, read_timeout=timeout,
+                                                       retries={"max_attempts": 1, "mode": "standard"})
+        try:
+            self._probe_client.head_bucket(Bucket=self.bucket)
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc) from exc
 
     def _call(self, method, **params):
         try:

@@ -76,6 +76,8 @@ class Upload(db.Model):
     scan_token: Mapped[str | None] = mapped_column(String(32))
     #: RQ job id that last touched the row
     job_id: Mapped[str | None] = mapped_column(String(64))
+    #: scans that crashed, timed out or failed for a reason other than a dependency being down
+    scan_failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
     created_at = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     updated_at = mapped_column(UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow)
     #: when a pending upload stops accepting bytes

@@ -4,7 +4,9 @@ import logging
 import secrets
 
 from flask import current_app
-from sqlalchemy import update
+from redis.exceptions import RedisError
+from sqlalchemy import case, select, update
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from webapp import storage as store
 from webapp.extensions import db
@@ -18,6 +20,7 @@ from webapp.scanning import (
     ImageRejected,
     PdfRejected,
     ScanIncomplete,
+    ScannerUnavailable,
     check_image,
     check_pdf,
     check_zip,
@@ -30,6 +33,9 @@ log = logging.getLogger(__name__)
 
 #: How often a scan restarts because the object changed under it before giving up.
 MAX_CHANGED_RESTARTS = 3
+
+#: Failures that pass (a dependency is down or restarting): not counted against the upload.
+TRANSIENT = (store.StorageError, ScannerUnavailable, RedisError, OperationalError, InterfaceError)
 
 
 class ObjectChanged(Exception):
@@ -49,16 +55,60 @@ def _reject(reason):
 
 
 def _claim(upload_id, job_id):
-    """uploaded/scanning -> scanning with a fresh token; None if the upload needs no scan."""
+    """uploaded/scanning -> scanning with a fresh token; None if the upload needs no scan.
+
+    Finding the row still `scanning` means the run that claimed it never finished (its worker was
+    killed, or it timed out): that counts as one failed scan of this upload.
+    """
     token = secrets.token_hex(8)
     result = db.session.execute(
         update(Upload)
         .where(Upload.id == upload_id,
                Upload.status.in_([UploadStatus.UPLOADED.value, UploadStatus.SCANNING.value]))
-        .values(status=UploadStatus.SCANNING.value, scan_token=token, job_id=job_id,
-                updated_at=utcnow()))
+        .values(status=UploadStatus.SCANNING.value, scan_token=token, job_id=job_id, updated_at=utcnow(),
+                scan_failures=Upload.scan_failures + case(
+                    (Upload.status == UploadStatus.SCANNING.value, 1), else_=0)))
     db.session.commit()
     return token if result.rowcount else None
+
+
+def _owned(upload_id, token):
+    return update(Upload).where(Upload.id == upload_id, Upload.status == UploadStatus.SCANNING.value,
+                                Upload.scan_token == token)
+
+
+def _after_failure(upload_id, token, counted):
+    """A run raised: count it if it is the upload's fault; the failures so far, or None if unknown."""
+    try:
+        db.session.rollback()
+        if counted:
+            db.session.execute(_owned(upload_id, token).values(scan_failures=Upload.scan_failures + 1))
+            db.session.commit()
+        return db.session.scalar(select(Upload.scan_failures).where(Upload.id == upload_id))
+    except SQLAlchemyError:
+        db.session.rollback()
+        return None
+
+
+def _release(upload_id, token):
+    """scanning -> uploaded, so the retry's claim is not taken for a crashed run."""
+    try:
+        db.session.execute(_owned(upload_id, token).values(status=UploadStatus.UPLOADED.value,
+                                                           updated_at=utcnow()))
+        db.session.commit()
+    except SQLAlchemyError:
+        # The database is what failed: the row stays `scanning`, and the next claim counts it.
+        log.warning("could not release the scan of %s", upload_id)
+        db.session.rollback()
+
+
+def _give_up(upload_id, token, failures):
+    """Too many failed scans: refuse the upload (never served) instead of retrying forever."""
+    log.error("upload %s rejected after %d failed scans", upload_id, failures)
+    upload = db.session.get(Upload, upload_id)
+    if _finish(upload_id, token, status=UploadStatus.REJECTED.value, reason="scan_failed"):
+        store.get_storage().delete(upload.incoming_key)
+    return UploadStatus.REJECTED
 
 
 def _finish(upload_id, token, **values):
@@ -88,11 +138,26 @@ def verify_upload(upload_id, job_id=None):
     if token is None:
         return None
     db.session.refresh(upload)
-    for _ in range(MAX_CHANGED_RESTARTS):
-        try:
-            return _run_pipeline(upload, token)
-        except ObjectChanged:
-            log.info("upload %s changed during its scan; scanning again", upload_id)
+    limit = current_app.config["MAX_SCAN_FAILURES"]
+    if upload.scan_failures >= limit:
+        return _give_up(upload_id, token, upload.scan_failures)
+    try:
+        for _ in range(MAX_CHANGED_RESTARTS):
+            try:
+                return _run_pipeline(upload, token)
+            except ObjectChanged:
+                log.info("upload %s changed during its scan; scanning again", upload_id)
+    except Exception as exc:
+        # Transient failures are retried for as long as they last (RQ's backoff, then the
+        # reconciler); anything else (a bug, a timeout, a file that breaks a parser) counts.
+        transient = isinstance(exc, TRANSIENT)
+        if not transient:
+            log.exception("scan of upload %s failed", upload_id)
+        failures = _after_failure(upload_id, token, counted=not transient)
+        if failures is not None and failures >= limit:
+            return _give_up(upload_id, token, failures)
+        _release(upload_id, token)
+        raise
     _finish(upload_id, token, status=UploadStatus.REJECTED.value, reason="modified_during_scan")
     return UploadStatus.REJECTED
 

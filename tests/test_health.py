@@ -1,0 +1,65 @@
+"""/healthz answers while the process lives; /readyz checks each dependency and says which is down."""
+from contextlib import contextmanager
+
+import pytest
+
+from tests.conftest import make_config
+from webapp import create_app
+from webapp.extensions import db
+from webapp.localservices import free_port
+from webapp.storage import get_storage
+
+
+@contextmanager
+def app_with(services, **overrides):
+    """An app on the test services with some settings pointing elsewhere; its bucket exists."""
+    config = make_config(services)
+    app = create_app({**config, **overrides})
+    with create_app(config).app_context():
+        get_storage().ensure_bucket(["http://127.0.0.1:5000"])
+        db.engine.dispose()
+    try:
+        yield app
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+
+
+def test_healthz_touches_nothing(services):
+    with app_with(services, SQLALCHEMY_DATABASE_URI=f"postgresql+psycopg://x@127.0.0.1:{free_port()}/x",
+                  REDIS_URL=f"redis://127.0.0.1:{free_port()}/0") as app:
+        response = app.test_client().get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok"}
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_readyz_with_everything_up(app):
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert body["status"] == "ok"
+    assert set(body["checks"]) == {"database", "redis", "storage", "scanner"}
+    assert all(check["ok"] and check["ms"] >= 0 for check in body["checks"].values())
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize("down, setting, value, error", [
+    ("database", "SQLALCHEMY_DATABASE_URI", "postgresql+psycopg://x@127.0.0.1:{port}/x", "database unreachable"),
+    ("redis", "REDIS_URL", "redis://127.0.0.1:{port}/0", "redis unreachable"),
+    ("storage", "S3_ENDPOINT_URL", "http://127.0.0.1:{port}", "storage unreachable or the bucket is missing"),
+    ("storage", "S3_BUCKET", "satchel-no-such-bucket-{port}", "storage unreachable or the bucket is missing"),
+    ("scanner", "CLAMD_URL", "tcp://127.0.0.1:{port}", "clamd unreachable"),
+    ("scanner", "SCANNER", "none-{port}", "scanning is disabled"),
+], ids=["database", "redis", "s3", "bucket", "clamd", "no-scanner"])
+def test_readyz_names_the_dependency_that_is_down(services, down, setting, value, error):
+    with app_with(services, **{setting: value.format(port=free_port())}) as app:
+        response = app.test_client().get("/readyz")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["status"] == "unavailable"
+    failing = {name: check["error"] for name, check in body["checks"].items() if not check["ok"]}
+    assert failing == {down: error}
+    assert body["checks"][down]["ms"] < 5000
+    # The public answer names what is down, not where it lives.
+    assert "127.0.0.1" not in response.get_data(as_text=True)

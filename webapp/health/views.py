@@ -1,0 +1,29 @@
+"""Liveness answers without touching anything; readiness checks every dependency."""
+from flask import jsonify
+
+from webapp.extensions import limiter
+from webapp.health import bp
+from webapp.services.health import readiness
+
+
+@bp.route("/healthz")
+@limiter.exempt
+def healthz():
+    """The process is up and serving requests."""
+    return _no_store(jsonify(status="ok"))
+
+
+@bp.route("/readyz")
+@limiter.exempt
+def readyz():
+    """200 when the database, Redis, storage and clamd all answer; 503 naming what is down."""
+    checks = readiness()
+    ready = all(check["ok"] for check in checks.values())
+    response = jsonify(status="ok" if ready else "unavailable", checks=checks)
+    response.status_code = 200 if ready else 503
+    return _no_store(response)
+
+
+def _no_store(response):
+    response.headers["Cache-Control"] = "no-store"
+    return response
