@@ -16,12 +16,20 @@ def create_app(config=None):
     settings = load_config((config or {}).get("ENV_NAME"))
     settings.update(config or {})
     app.config.update(settings)
+    register_logging(app)
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
     register_template_context(app)
     register_commands(app)
     return app
+
+
+def register_logging(app):
+    """Request ids, one log line per request, and the log format (see webapp/logs.py)."""
+    from webapp import logs
+
+    logs.configure(app)
 
 
 def register_extensions(app):

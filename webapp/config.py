@@ -134,4 +134,7 @@ def load_config(env_name=None, environ=None):
         "DOWNLOAD_LIMIT": get("DOWNLOAD_LIMIT", "30 per minute"),
         "MAX_PENDING_UPLOADS": num("MAX_PENDING_UPLOADS", 50),
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
+        # "json" (one object per line), "text", or "none" to leave logging alone (the tests)
+        "LOG_FORMAT": get("LOG_FORMAT", {"production": "json", "development": "text"}.get(env_name, "none")),
+        "LOG_LEVEL": get("LOG_LEVEL", "INFO").upper(),
     }

@@ -1,10 +1,15 @@
 """RQ entry points: a few lines each, load by id and call a service."""
-from contextlib import nullcontext
+import logging
+import time
+from contextlib import contextmanager, nullcontext
 
 from flask import has_app_context
 from rq import get_current_job
 
+from webapp import logs
 from webapp.extensions import db
+
+log = logging.getLogger("satchel.job")
 
 
 def _app_context():
@@ -16,14 +21,32 @@ def _app_context():
     return create_app().app_context()
 
 
+@contextmanager
+def _logged(job, kind, **ids):
+    """Bind the job's ids (and the request's that queued it) and log one line when it ends."""
+    meta = job.meta if job else {}
+    with logs.scope(job_id=job.id if job else None, request_id=meta.get("request_id"), **ids):
+        started = time.perf_counter()
+        outcome = {"event": "job", "job": kind, "retries_left": job.retries_left if job else None}
+        try:
+            yield outcome
+        except Exception as exc:
+            outcome.update(result="error", error=type(exc).__name__)
+            raise
+        finally:
+            outcome["ms"] = round((time.perf_counter() - started) * 1000, 1)
+            log.info("%s job %s", kind, outcome.get("result"), extra={"fields": outcome})
+
+
 def scan_upload(upload_id):
     """Verify one upload and promote or refuse it (idempotent, safe to run twice)."""
     from webapp.services.verification import verify_upload
 
     job = get_current_job()
-    with _app_context():
+    with _logged(job, "scan", upload_id=upload_id) as outcome, _app_context():
         try:
             status = verify_upload(upload_id, job_id=job.id if job else None)
+            outcome["result"] = status.value if status else "nothing to do"
             return status.value if status else None
         finally:
             db.session.remove()
@@ -35,9 +58,10 @@ def run_maintenance(task):
     from webapp.services.maintenance import run_task
 
     job = get_current_job()
-    with _app_context():
+    with _logged(job, "maintenance", task=task) as outcome, _app_context():
         try:
             run = run_task(task, job_id=job.id if job else None)
+            outcome.update(result="done", counts=run.counts, bytes_reclaimed=run.bytes_reclaimed)
             return {"counts": run.counts, "bytes_reclaimed": run.bytes_reclaimed}
         finally:
             db.session.remove()

@@ -12,6 +12,8 @@ from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.results import Result
 
+from webapp import logs
+
 log = logging.getLogger(__name__)
 
 SCANS = "scans"
@@ -67,7 +69,8 @@ def enqueue_scan(upload_id, size):
         queue.enqueue("webapp.jobs.scan_upload", upload_id, job_id=job_id,
                       job_timeout=scan_job_timeout(size), result_ttl=3600, failure_ttl=7 * 86400,
                       retry=Retry(max=retries, interval=SCAN_RETRY_INTERVALS[:retries]),
-                      description=f"scan upload {upload_id}")
+                      description=f"scan upload {upload_id}",
+                      meta={"request_id": logs.current().get("request_id")})
     except RedisError:
         log.warning("redis unavailable: scan of %s left for the reconciler", upload_id)
         return False

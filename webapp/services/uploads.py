@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from flask import current_app
 from sqlalchemy import and_, func, or_, select, update
 
-from webapp import queue
+from webapp import logs, queue
 from webapp import storage as store
 from webapp.extensions import db
 from webapp.models import Share, Upload, UploadStatus, User
@@ -107,6 +107,7 @@ def begin_upload(user, filename, size, content_type):
         raise TooLarge("This upload would take you over your storage quota.", "quota_exceeded")
 
     upload_id = new_upload_id()
+    logs.bind(upload_id=upload_id)
     key = store.incoming_key(owner.id, upload_id)
     now = utcnow()
     ttl = config["UPLOAD_URL_TTL"]
