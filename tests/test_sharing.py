@@ -61,6 +61,17 @@ def test_revoked_links_answer_404(app, api, available):
     assert "revoked" in api.get(f"/files/{available}").get_data(as_text=True)
 
 
+def test_a_link_is_revoked_only_through_its_own_file(app, api, run_worker, available):
+    token = share_token(api, available)
+    share_id = db.session.scalar(select(Share.id).where(Share.token == token))
+    second = api.upload(b"another file of mine", filename="second.txt")
+    run_worker()
+    assert api.form_post(f"/files/{second}/shares/{share_id}/revoke").status_code == 404
+    assert app.test_client().get(f"/s/{token}").status_code == 200
+    assert api.form_post(f"/files/{available}/shares/{share_id}/revoke").status_code == 302
+    assert app.test_client().get(f"/s/{token}").status_code == 404
+
+
 def test_only_available_files_can_be_shared(app, api):
     grant = api.begin()
     response = api.form_post(f"/files/{grant['upload']['id']}/shares", {"days": "7"})

@@ -84,6 +84,8 @@ def delete(upload_id):
 @login_required
 def create_share(upload_id):
     """Make a public link to an available file (optionally expiring)."""
+    if uploads.find_upload(current_user, upload_id).user_id != current_user.id:
+        abort(404)  # someone else's id does not exist, whatever the form says
     form = ShareForm()
     if not form.validate_on_submit():
         flash("Choose how long the link should last (1 to 365 days, or never).", "error")
@@ -99,6 +101,6 @@ def create_share(upload_id):
 def revoke_share(upload_id, share_id):
     """Revoke a public link."""
     uploads.find_upload(current_user, upload_id)
-    sharing.revoke_share(current_user, share_id, ip=request.remote_addr)
+    sharing.revoke_share(current_user, share_id, upload_id=upload_id, ip=request.remote_addr)
     flash("Share link revoked.", "info")
     return redirect(url_for("files.detail", upload_id=upload_id))

@@ -32,12 +32,14 @@ def create_share(user, upload_id, days=None, ip=None):
     return share
 
 
-def revoke_share(user, share_id, ip=None):
-    """Revoke one of the user's links (it answers 404 from now on)."""
+def revoke_share(user, share_id, upload_id=None, ip=None):
+    """Revoke one of the user's links (it answers 404 from now on); of upload_id's when given."""
     share = None
     if isinstance(share_id, int) and 0 < share_id < 2**31:
-        share = db.session.scalar(
-            select(Share).join(Upload).where(Share.id == share_id, Upload.user_id == user.id))
+        query = select(Share).join(Upload).where(Share.id == share_id, Upload.user_id == user.id)
+        if upload_id is not None:
+            query = query.where(Share.upload_id == upload_id)
+        share = db.session.scalar(query)
     if share is None:
         raise NotFound()
     if share.revoked_at is None:

@@ -1,0 +1,405 @@
+"""Authorization matrix: every route against anonymous, the owner, another user, a banned user and an admin.
+
+One world is built for the module (an owner's available image with a preview, a quarantined file, a pending
+multipart upload, a live and a revoked share link, another user's pending upload). Each case logs a fresh
+client in, sends one request (forms with a valid CSRF token, the API with X-CSRFToken) and checks the exact
+answer. Refusals change nothing and never carry a presigned URL or the storage endpoint. Allowed calls that
+change state run against spares made for that case, so the world stays as it was for the next one.
+
+The banned actor holds a session cookie issued before the ban with the current session version, so only the
+ban itself can turn it away; `test_ban_ends_a_live_session_and_blocks_login` covers the admin's ban action.
+"""
+import re
+import string
+import uuid
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import pytest
+from rq import SimpleWorker
+from sqlalchemy import select
+
+from tests.conftest import PASSWORD, RESOURCES, Api, Client, bucket_keys, make_config, share_token
+from webapp import create_app
+from webapp.extensions import db
+from webapp.localservices import EICAR
+from webapp.models import BlockedHash, Report, Share, Upload, User
+from webapp.queue import QUEUE_NAMES, get_queue, get_redis
+from webapp.services.accounts import create_user
+from webapp.storage import get_storage
+
+ACTORS = ("anonymous", "owner", "other", "banned", "admin")
+SECRET_NAMES = ("owner-secret-picture.png", "owner-secret-eicar.txt", "owner-secret-video.mp4")
+REASON = {"reason": "authorization matrix"}
+NEW_UPLOAD = {"filename": "new.txt", "size": 5, "content_type": "text/plain"}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One route and method; expect lists the answer per actor, in ACTORS order.
+
+    "200", "404" ...: that status; "login": 302 to the login page with next=<this path>; "s3": 302 to a
+    presigned GET of the shared/owned file; "->/path": 302 to exactly that path. changes names the actors
+    whose (allowed) request changes state; for them the url's ids are spares made for the case.
+    """
+
+    method: str
+    url: str
+    expect: str
+    body: dict | None = None
+    changes: str = ""
+    note: str = ""
+    expected: dict = field(init=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "expected", dict(zip(ACTORS, self.expect.split(), strict=True)))
+
+
+
+
+def admin_action(back):
+    """Strangers log in, users are refused, the admin is sent back to the page the action came from."""
+    return f"login 403 403 login ->/admin/{back}"
+
+
+MATRIX = [
+    # Pages. Admins may read any file (detail, download, preview; DESIGN: "Owner (or admin) only"), but the
+    # user routes that change a file are the owner's alone: admins act through /admin.
+    Row("GET", "/", "200 ->/files ->/files 200 ->/files"),
+    Row("GET", "/files", "login 200 200 login 200"),
+    Row("GET", "/files/{available}", "login 200 404 login 200"),
+    Row("GET", "/files/{quarantined}", "login 200 404 login 200"),
+    Row("GET", "/files/{available}/download", "login s3 404 login s3"),
+    Row("GET", "/files/{quarantined}/download", "login 404 404 login 404"),
+    Row("GET", "/files/{available}/preview", "login s3 404 login s3"),
+    Row("GET", "/files/{quarantined}/preview", "login 404 404 login 404"),
+    Row("GET", "/files/{available}/delete", "login 200 404 login 404"),
+    Row("POST", "/files/{available}/delete", "login ->/files 404 login 404", changes="owner"),
+    Row("POST", "/files/{quarantined}/delete", "login ->/files 404 login 404", changes="owner"),
+    Row("POST", "/files/{available}/shares", "login ->/files/{available} 404 login 404", {"days": "7"},
+        changes="owner"),
+    Row("POST", "/files/{available}/shares", "login ->/files/{available} 404 login 404", {"days": "bogus"},
+        note="invalid form"),
+    Row("POST", "/files/{quarantined}/shares", "login 404 404 login 404", {"days": "7"}),
+    Row("POST", "/files/{available}/shares/{share}/revoke", "login ->/files/{available} 404 login 404",
+        changes="owner"),
+    # Someone's own file id with the owner's share id: the link is still not theirs.
+    Row("POST", "/files/{other_pending}/shares/{share}/revoke", "login 404 404 login 404", note="mixed ids"),
+    # Accounts. A banned account cannot log in, even with the right password.
+    Row("GET", "/auth/login", "200 ->/files ->/files 200 ->/files"),
+    Row("POST", "/auth/login", "401 ->/files ->/files 401 ->/files", {"email": "{banned_email}",
+                                                                     "password": PASSWORD}),
+    Row("GET", "/auth/register", "200 ->/files ->/files 200 ->/files"),
+    Row("POST", "/auth/register", "422 ->/files ->/files 422 ->/files",
+        {"email": "{owner_email}", "password": PASSWORD, "confirm": PASSWORD}),
+    Row("POST", "/auth/logout", "login ->/auth/login ->/auth/login login ->/auth/login",
+        changes="owner other admin"),
+    # The JSON API: 401 JSON for strangers, 404 JSON for other people's ids.
+    Row("POST", "/api/uploads", "401 201 201 401 201", NEW_UPLOAD, changes="owner other admin"),
+    Row("GET", "/api/uploads/{available}", "401 200 404 401 200"),
+    Row("GET", "/api/uploads/{quarantined}", "401 200 404 401 200"),
+    Row("GET", "/api/uploads/{pending}", "401 200 404 401 200"),
+    Row("DELETE", "/api/uploads/{available}", "401 204 404 401 404", changes="owner"),
+    Row("DELETE", "/api/uploads/{pending}", "401 204 404 401 404", changes="owner"),
+    Row("POST", "/api/uploads/{pending}/parts", "401 200 404 401 404", {"part_numbers": [1]}),
+    Row("POST", "/api/uploads/{pending}/complete", "401 422 404 401 404"),
+    Row("POST", "/api/uploads/{available}/complete", "401 202 404 401 404"),
+    # Public share links: the same for everyone; a revoked link is gone for everyone.
+    Row("GET", "/s/{token}", "200 200 200 200 200"),
+    Row("GET", "/s/{token}/download", "s3 s3 s3 s3 s3"),
+    Row("GET", "/s/{token}/preview", "s3 s3 s3 s3 s3"),
+    Row("POST", "/s/{token}/report", "->/s/{token} ->/s/{token} ->/s/{token} ->/s/{token} ->/s/{token}",
+        {"reason": "matrix report"}, changes="anonymous owner other banned admin"),
+    Row("GET", "/s/{revoked_token}", "404 404 404 404 404"),
+    Row("GET", "/s/{revoked_token}/download", "404 404 404 404 404"),
+    Row("GET", "/s/{revoked_token}/preview", "404 404 404 404 404"),
+    Row("POST", "/s/{revoked_token}/report", "404 404 404 404 404", {"reason": "matrix report"}),
+    # Probes for load balancers: public, and they name no dependency's address.
+    Row("GET", "/healthz", "200 200 200 200 200"),
+    Row("GET", "/readyz", "200 200 200 200 200"),
+    # The admin area: 403 for signed-in users, the login page for strangers.
+    *(Row("GET", url, "login 403 403 login 200")
+      for url in ("/admin", "/admin/moderation", "/admin/users", "/admin/audit", "/admin/jobs")),
+    Row("POST", "/admin/moderation/{quarantined}/approve", admin_action("moderation"), REASON, changes="admin"),
+    Row("POST", "/admin/moderation/{available}/remove", admin_action("moderation"), REASON, changes="admin"),
+    Row("POST", "/admin/moderation/{available}/block", admin_action("moderation"), REASON, changes="admin"),
+    Row("POST", "/admin/users/{owner}/ban", admin_action("users"), REASON, changes="admin"),
+    Row("POST", "/admin/users/{banned}/unban", admin_action("users"), REASON, changes="admin"),
+    Row("POST", "/admin/users/{owner}/quota", admin_action("users"), {**REASON, "quota_mb": "1"}, changes="admin"),
+    # A real, finished job: only failed jobs can be retried, so even the admin's request changes nothing.
+    Row("POST", "/admin/jobs/scan-{quarantined}/retry", admin_action("jobs"), REASON),
+]
+
+CASES = [pytest.param(row, actor, id=f"{actor}-{row.method} {row.url}{f' ({row.note})' if row.note else ''}")
+         for row in MATRIX for actor in ACTORS]
+
+
+# --- The world: one app, schema and bucket for the whole module ---------------------------------------
+
+@pytest.fixture(scope="module")
+def app(services):
+    """conftest's app, once per module (it overrides that fixture here, so make_user and run_worker use it)."""
+    app = create_app(make_config(services))
+    app.test_client_class = Client
+    with app.app_context():
+        db.drop_all()
+        db.create_all()
+        get_storage().ensure_bucket(["http://127.0.0.1:5000"])
+        yield app
+        db.session.remove()
+        db.drop_all()
+        for name in QUEUE_NAMES:
+            get_queue(name).empty()
+        connection = get_redis()
+        keys = list(connection.scan_iter(f"*{app.config['QUEUE_PREFIX']}*"))
+        if keys:
+            connection.delete(*keys)
+        db.engine.dispose()
+
+
+def _work(app):
+    """Run the queued jobs in-process (conftest's run_worker, usable from a module fixture)."""
+    with app.app_context():
+        SimpleWorker([get_queue(name) for name in QUEUE_NAMES], connection=get_redis()).work(burst=True)
+    db.session.expire_all()
+
+
+def _share_id(token):
+    return db.session.scalar(select(Share.id).where(Share.token == token))
+
+
+@pytest.fixture(scope="module")
+def world(app):
+    """Users and the owner's resources in every state the routes care about; returns placeholder values."""
+    users = {actor: create_user(f"{actor}@example.com", PASSWORD, is_admin=actor == "admin")
+             for actor in ACTORS[1:]}
+    owner = Api(app.test_client(user=users["owner"]))
+    available = owner.upload((RESOURCES / "tiny.png").read_bytes(), SECRET_NAMES[0], "image/png")
+    quarantined = owner.upload(EICAR, SECRET_NAMES[1])
+    _work(app)
+    assert owner.status(available)["status"] == "available"
+    assert owner.status(quarantined)["status"] == "quarantined"
+    assert db.session.get(Upload, available).thumbnail_key  # so the owner's preview is a real grant
+    grant = owner.begin(SECRET_NAMES[2], 70 * 1024 * 1024, "video/mp4")
+    assert "multipart" in grant
+    other_pending = Api(app.test_client(user=users["other"])).begin("other-notes.txt", 5)["upload"]["id"]
+    token, revoked_token = share_token(owner, available), share_token(owner, available)
+    revoked = owner.form_post(f"/files/{available}/shares/{_share_id(revoked_token)}/revoke")
+    assert revoked.status_code == 302
+    users["banned"].is_banned = True  # the flag alone: the session version still matches
+    db.session.commit()
+    ids = {actor: user.id for actor, user in users.items()}
+    values = {"available": available, "quarantined": quarantined, "pending": grant["upload"]["id"],
+              "other_pending": other_pending, "token": token, "revoked_token": revoked_token,
+              "share": _share_id(token), "owner_email": "owner@example.com",
+              "banned_email": "banned@example.com", **ids}
+    upload = db.session.get(Upload, available)
+    world = {"values": values, "users": ids, "grant_keys": (upload.file_key, upload.thumbnail_key)}
+    db.session.rollback()
+    return world
+
+
+# --- Spares for the requests that are allowed to change something -------------------------------------
+
+class Spares:
+    """Fresh resources of the owner (or fresh accounts), made on first use for one case."""
+
+    def __init__(self, app, world, make_user, run_worker):
+        self.app, self.world, self.make_user, self.run_worker = app, world, make_user, run_worker
+        self.made = {}
+
+    def owner_api(self):
+        return Api(self.app.test_client(user=db.session.get(User, self.world["users"]["owner"])))
+
+    def _scanned(self, data, filename, status):
+        api = self.owner_api()
+        upload_id = api.upload(data, filename)
+        self.run_worker()
+        assert api.status(upload_id)["status"] == status
+        return upload_id
+
+    def _make(self, name):
+        if name == "available":  # unique bytes, so blocking them takes down nothing else
+            return self._scanned(f"spare {uuid.uuid4()}".encode(), "spare.txt", "available")
+        if name == "quarantined":
+            return self._scanned(EICAR, "spare-eicar.txt", "quarantined")
+        if name == "pending":
+            return self.owner_api().begin("spare-pending.txt", 5)["upload"]["id"]
+        if name == "share":
+            return _share_id(share_token(self.owner_api(), self["available"]))
+        if name in ("owner", "banned"):
+            user = self.make_user()
+            user.is_banned = name == "banned"
+            db.session.commit()
+            return user.id
+        return None
+
+    def __getitem__(self, name):
+        if name not in self.made:
+            self.made[name] = self._make(name)
+        return self.made[name]
+
+
+def placeholders(*templates):
+    return {name for text in templates for _, name, _, _ in string.Formatter().parse(text) if name}
+
+
+def fill(row, actor, world, spares):
+    """The case's url, body and expectation with ids filled in (spares where the actor changes state)."""
+    expected = row.expected[actor]
+    body = row.body or {}
+    texts = [row.url, expected, *(v for v in body.values() if isinstance(v, str))]
+    values = {}
+    for name in placeholders(*texts):
+        spare = spares[name] if actor in row.changes.split() else None
+        values[name] = world["values"][name] if spare is None else spare
+    filled = {k: v.format(**values) if isinstance(v, str) else v for k, v in body.items()}
+    return row.url.format(**values), expected.format(**values), filled or None
+
+
+# --- Checks ------------------------------------------------------------------------------------------
+
+def state(app):
+    """Everything a request could change: files and their objects, links, reports, accounts, the block list."""
+    db.session.expire_all()
+
+    def rows(*columns):
+        return sorted(tuple(row) for row in db.session.execute(select(*columns)))
+
+    snapshot = {
+        "uploads": rows(Upload.id, Upload.user_id, Upload.status, Upload.file_key, Upload.thumbnail_key),
+        "shares": rows(Share.id, Share.upload_id, Share.revoked_at),
+        "reports": rows(Report.id, Report.upload_id, Report.resolved_at),
+        "users": rows(User.id, User.is_banned, User.is_admin, User.quota_bytes, User.session_version),
+        "blocked": rows(BlockedHash.sha256),
+        "objects": bucket_keys(app),
+    }
+    db.session.rollback()
+    return snapshot
+
+
+def of_world(snapshot, world):
+    """The world's own rows in a snapshot: no spare's change may touch them."""
+    values = world["values"]
+    uploads = {values[name] for name in ("available", "quarantined", "pending", "other_pending")}
+    shares = {values["share"]} | {_share_id(values["revoked_token"])}
+    return ([row for row in snapshot["uploads"] if row[0] in uploads],
+            [row for row in snapshot["shares"] if row[0] in shares],
+            [row[:4] for row in snapshot["users"] if row[0] in world["users"].values()])  # logout bumps row[4]
+
+
+class Stranger(Api):
+    """Api for a client without a working session: its CSRF token comes from the login page."""
+
+    def __init__(self, client):
+        self.client = client
+        page = client.get("/auth/login")
+        assert page.status_code == 200, page.status_code  # signed-in users are sent on to /files
+        self.csrf = re.search(r'name="csrf-token" content="([^"]+)"', page.text).group(1)
+
+
+def visitor(app, world, actor):
+    """A client for actor, signed in through flask-login's test client (the banned one's cookie predates the ban)."""
+    if actor == "anonymous":
+        return Stranger(app.test_client())
+    client = app.test_client(user=db.session.get(User, world["users"][actor]))
+    return Stranger(client) if actor == "banned" else Api(client)  # Api asserts /files answers 200
+
+
+def send(visitor, method, url, body):
+    if method == "GET":
+        return visitor.get(url)
+    if method == "DELETE":
+        return visitor.delete(url)
+    if url.startswith("/api/"):
+        return visitor.post(url, json=body)
+    return visitor.form_post(url, body)
+
+
+def assert_answer(app, world, response, expected, url):
+    """The exact status, and where a redirect goes."""
+    location = response.headers.get("Location", "")
+    if expected == "login":
+        target = urlsplit(location)
+        assert (response.status_code, target.path) == (302, "/auth/login"), (response.status_code, location)
+        assert parse_qs(target.query)["next"] == [url]
+    elif expected == "s3":
+        target = urlsplit(location)
+        assert response.status_code == 302, response.status_code
+        assert target.netloc == urlsplit(app.config["S3_ENDPOINT_URL"]).netloc
+        assert "X-Amz-Signature=" in target.query
+        assert unquote(target.path).endswith(world["grant_keys"]), target.path
+    elif expected.startswith("->"):
+        assert (response.status_code, location) == (302, expected[2:]), (response.status_code, location)
+    else:
+        assert response.status_code == int(expected), (response.status_code, response.get_data(as_text=True)[:300])
+    if url.startswith("/api/") and response.status_code in (401, 404):  # JSON, never a page
+        assert response.get_json()["error"]["code"] == {401: "unauthorized", 404: "not_found"}[response.status_code]
+
+
+def assert_no_presigned_url(app, response):
+    """A refusal carries no signed URL and does not even name the storage endpoint."""
+    text = response.get_data(as_text=True) + " " + response.headers.get("Location", "")
+    endpoint = urlsplit(app.config["S3_ENDPOINT_URL"]).netloc
+    for marker in ("X-Amz-Signature", "X-Amz-Credential", endpoint):
+        assert marker not in text, marker
+
+
+# --- The matrix --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("row, actor", CASES)
+def test_matrix(app, world, make_user, run_worker, row, actor):
+    spares = Spares(app, world, make_user, run_worker)
+    url, expected, body = fill(row, actor, world, spares)
+    client = visitor(app, world, actor)
+    before = state(app)
+    response = send(client, row.method, url, body)
+    assert_answer(app, world, response, expected, url)
+    if expected != "s3" and (response.status_code >= 300 or actor in ("anonymous", "banned")):
+        assert_no_presigned_url(app, response)  # in refusals, and anywhere on the public surface
+    if actor in ("anonymous", "other", "banned") and not url.startswith("/s/"):
+        text = response.get_data(as_text=True)
+        assert not [name for name in SECRET_NAMES if name in text]  # no peeking at the owner's names
+    after = state(app)
+    if actor in row.changes.split():
+        assert after != before  # the allowed request did its job ...
+        assert of_world(after, world) == of_world(before, world)  # ... on the spares only
+    else:
+        assert after == before
+        if row.method != "GET":  # the public link still works after a refused change
+            assert app.test_client().get(f"/s/{world['values']['token']}").status_code == 200
+
+
+def test_every_route_is_in_the_matrix(app, world):
+    """A new route without a row breaks the suite; banned is a stranger; 403 only inside /admin."""
+    adapter = app.url_map.bind("localhost")
+    covered = {(adapter.match(row.url.format(**world["values"]), method=row.method)[0], row.method)
+               for row in MATRIX}
+    routes = {(rule.endpoint, method) for rule in app.url_map.iter_rules() if rule.endpoint != "static"
+              for method in rule.methods - {"HEAD", "OPTIONS"}}
+    assert routes - covered == set()
+    for row in MATRIX:
+        assert row.expected["banned"] == row.expected["anonymous"], row
+        assert row.url.startswith("/admin") or "403" not in row.expected.values(), row
+        assert set(row.changes.split()) <= set(ACTORS), row
+
+
+def test_ban_ends_a_live_session_and_blocks_login(app, world, make_user):
+    """Banned through the admin page while signed in (via the real form): logged out, and cannot log back in."""
+    from tests.test_auth import login
+
+    user = make_user()
+    client = app.test_client()
+    assert login(client, user.email).status_code == 302
+    assert client.get("/files").status_code == 200
+    admin = Api(app.test_client(user=db.session.get(User, world["users"]["admin"])))
+    assert admin.form_post(f"/admin/users/{user.id}/ban", REASON).status_code == 302
+    response = client.get("/files")
+    assert response.status_code == 302 and response.headers["Location"].startswith("/auth/login?next=")
+    assert client.get(f"/api/uploads/{world['values']['available']}").status_code == 401
+    refused = login(client, user.email)
+    assert refused.status_code == 401 and "Wrong email or password" in refused.get_data(as_text=True)
+    assert client.get("/files").status_code == 302  # the refused login started no session
+    assert admin.form_post(f"/admin/users/{user.id}/unban", REASON).status_code == 302
+    assert login(client, user.email).status_code == 302  # the same password works once unbanned
+    assert client.get("/files").status_code == 200
