@@ -5,7 +5,7 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from tests.conftest import Api, bucket_keys
+from tests.conftest import bucket_keys
 from webapp.extensions import db
 from webapp.models import Upload
 
@@ -46,66 +46,20 @@ def test_upload_ids_are_random_and_long(api):
     assert all(len(i) >= 22 for i in ids)
 
 
+# Hostile sizes, types, filenames, JSON and CSRF tokens are in the corpus (tests/hostile_corpus.py);
+# these are the plainer refusals.
 @pytest.mark.parametrize("body, status, code", [
     ({"filename": "a.txt", "size": 0, "content_type": "text/plain"}, 422, "invalid_size"),
-    ({"filename": "a.txt", "size": -5, "content_type": "text/plain"}, 422, "invalid_size"),
-    ({"filename": "a.txt", "size": "12", "content_type": "text/plain"}, 422, "invalid_size"),
     ({"filename": "a.txt", "size": 1.5, "content_type": "text/plain"}, 422, "invalid_size"),
-    ({"filename": "a.txt", "size": True, "content_type": "text/plain"}, 422, "invalid_size"),
-    ({"filename": "a.txt", "content_type": "text/plain"}, 422, "invalid_size"),
-    ({"filename": "a.txt", "size": 10**12, "content_type": "text/plain"}, 413, "file_too_large"),
-    ({"filename": "a.html", "size": 10, "content_type": "text/html"}, 415, "type_not_allowed"),
-    ({"filename": "a.svg", "size": 10, "content_type": "image/svg+xml"}, 415, "type_not_allowed"),
     ({"filename": "a.txt", "size": 10}, 422, "invalid_content_type"),
     ({"filename": "", "size": 10, "content_type": "text/plain"}, 422, "invalid_filename"),
     ({"filename": None, "size": 10, "content_type": "text/plain"}, 422, "invalid_filename"),
     ({"filename": "x" * 256, "size": 10, "content_type": "text/plain"}, 422, "invalid_filename"),
-    ({"filename": "é" * 128 + ".txt", "size": 10, "content_type": "text/plain"}, 422, "invalid_filename"),
-    ({"filename": "evil\u202etxt.exe", "size": 10, "content_type": "text/plain"}, 422, "invalid_filename"),
-    ({"filename": "a\r\nb.txt", "size": 10, "content_type": "text/plain"}, 422, "invalid_filename"),
-    ({"filename": "a\x00.txt", "size": 10, "content_type": "text/plain"}, 422, "invalid_filename"),
-    ({"filename": "../etc/passwd", "size": 10, "content_type": "text/plain"}, 422, "invalid_filename"),
-    ({"filename": "dir\\a.txt", "size": 10, "content_type": "text/plain"}, 422, "invalid_filename"),
-    ({"filename": ".htaccess", "size": 10, "content_type": "text/plain"}, 422, "invalid_filename"),
 ])
 def test_refusals_leave_nothing_behind(app, api, body, status, code):
     assert_error(api.post("/api/uploads", json=body), status, code)
     assert upload_count() == 0
     assert bucket_keys(app) == []
-
-
-def test_malformed_and_non_json_bodies(app, api):
-    response = api.post("/api/uploads", data="{not json", content_type="application/json")
-    assert_error(response, 400, "invalid_json")
-    response = api.post("/api/uploads", data="filename=a.txt", content_type="application/x-www-form-urlencoded")
-    assert_error(response, 415, "invalid_json")
-    response = api.post("/api/uploads", json=["a.txt", 10])
-    assert_error(response, 400, "invalid_json")
-    assert upload_count() == 0
-
-
-def test_body_over_limit_is_413_json(api):
-    response = api.post("/api/uploads", data="x" * (2 * 1024 * 1024), content_type="application/json")
-    assert_error(response, 413, "too_large")
-
-
-@pytest.mark.parametrize("token", [None, "wrong-token"])
-def test_missing_or_wrong_csrf_token_is_refused(app, user, token):
-    client = app.test_client(user=user)
-    headers = {"X-CSRFToken": token} if token else {}
-    response = client.post("/api/uploads", json={"filename": "a.txt", "size": 5,
-                                                 "content_type": "text/plain"}, headers=headers)
-    assert_error(response, 400, "csrf_failed")
-    assert upload_count() == 0
-
-
-def test_csrf_token_from_another_session_is_refused(app, user, other_user):
-    other = Api(app.test_client(user=other_user))
-    client = app.test_client(user=user)
-    client.get("/files")
-    response = client.post("/api/uploads", json={"filename": "a.txt", "size": 5, "content_type": "text/plain"},
-                           headers={"X-CSRFToken": other.csrf})
-    assert_error(response, 400, "csrf_failed")
 
 
 def test_anonymous_gets_401_json(app):
@@ -200,5 +154,4 @@ def test_hostile_part_numbers_are_422(app, api, numbers):
 def test_huge_json_numbers_are_refused(api):
     response = api.post("/api/uploads", data='{"filename": "a.txt", "size": 1e400, "content_type": "text/plain"}',
                         content_type="application/json")
-    assert response.status_code in (400, 422)
-    assert "error" in response.get_json()
+    assert_error(response, 422, "invalid_size")  # 1e400 parses as infinity, not a whole number

@@ -107,19 +107,6 @@ def test_session_is_fresh_after_login(app, user):
         assert session["_user_id"] == f"{user.id}.{user.session_version}"
 
 
-@pytest.mark.parametrize("target, expected", [
-    ("/files?after=abc", "/files?after=abc"),
-    ("https://evil.example/", "/files"),
-    ("//evil.example/", "/files"),
-    ("/\\evil.example", "/files"),
-    ("javascript:alert(1)", "/files"),
-])
-def test_next_redirect_is_relative_only(app, user, target, expected):
-    response = login(app.test_client(), "owner@example.com", next_url=target)
-    assert response.status_code == 302
-    assert response.headers["Location"] == expected
-
-
 def test_login_cookie_flags(app, user):
     client = app.test_client()
     response = login(client, "owner@example.com")
@@ -157,13 +144,13 @@ class TestCli:
         assert result.exit_code != 0
 
 
-@pytest.mark.parametrize("target", ["/\r\nSet-Cookie: a=b", "/files\x00", "/\tfiles", "/files\x7f"])
-def test_next_with_control_characters_falls_back(app, user, target):
-    response = login(app.test_client(), "owner@example.com", next_url=target.replace("\r\n", "%0D%0A"))
-    assert response.status_code in (302, 400)
-    assert "Set-Cookie: a=b" not in response.headers.get("Location", "")
-    if response.status_code == 302:
-        assert response.headers["Location"] == "/files"
+# Open redirects through `next` (absolute, protocol-relative, backslash, javascript:, CR/LF, tab) are in
+# the corpus (tests/hostile_corpus.py).
+@pytest.mark.parametrize("target, status, location", [("/files\x00", 400, None), ("/files\x7f", 302, "/files")])
+def test_next_with_nul_or_del_falls_back(app, user, target, status, location):
+    response = login(app.test_client(), "owner@example.com", next_url=target)
+    assert response.status_code == status
+    assert response.headers.get("Location") == location
 
 
 def test_nul_in_login_email_is_a_clean_refusal(app, user):

@@ -6,6 +6,7 @@ import threading
 import pytest
 from PIL import Image
 
+from tests.hostile_corpus import png
 from webapp.config import ConfigError, load_config
 from webapp.scanning import (
     ClamdClient,
@@ -134,20 +135,14 @@ def test_silent_clamd_times_out():
         server.close()
 
 
-def _png(size, mode="RGB"):
-    buffer = io.BytesIO()
-    Image.new(mode, size).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def test_check_image_makes_a_png_thumbnail():
-    thumb = Image.open(io.BytesIO(check_image(_png((1000, 500)), 40_000_000, 320)))
+    thumb = Image.open(io.BytesIO(check_image(png((1000, 500)), 40_000_000, 320)))
     assert thumb.format == "PNG" and thumb.size == (320, 160)
 
 
 @pytest.mark.parametrize("data, reason", [
-    (_png((300, 300)), "image_too_many_pixels"),
-    (_png((100, 100))[:60], "image_corrupt"),
+    (png((300, 300)), "image_too_many_pixels"),
+    (png((100, 100))[:60], "image_corrupt"),
     (b"GIF89a" + b"\x00" * 20, "image_corrupt"),
 ], ids=["pixel-flood", "truncated-png", "bogus-gif"])
 def test_check_image_refuses(data, reason):

@@ -8,12 +8,20 @@ from webapp.services import uploads
 from webapp.services.errors import InvalidInput
 
 
+def _parsed_json():
+    """The body parsed as JSON, or None when it is not JSON (too deeply nested to parse included)."""
+    try:
+        return request.get_json(silent=True)
+    except RecursionError:
+        return None
+
+
 def _json_body():
     """The request's JSON object, or a 400 with a JSON error."""
     if not request.is_json:
         raise InvalidInput("Send a JSON object with Content-Type: application/json.",
                            "invalid_json", status=415)
-    body = request.get_json(silent=True)
+    body = _parsed_json()
     if not isinstance(body, dict):
         raise InvalidInput("The request body is not a JSON object.", "invalid_json", status=400)
     return body
@@ -46,7 +54,7 @@ def upload_parts(upload_id):
 @login_required
 def complete_upload(upload_id):
     """The bytes are in storage: queue the scan."""
-    body = request.get_json(silent=True) if request.data else {}
+    body = _parsed_json() if request.data else {}
     parts = body.get("parts") if isinstance(body, dict) else None
     upload = uploads.complete_upload(current_user, upload_id, parts)
     return jsonify({"upload": upload.to_dict()}), 202
