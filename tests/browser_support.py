@@ -8,25 +8,19 @@ fixtures) and also import its helpers, so it is imported before pytest could mar
 rewriting: PYTEST_DONT_REWRITE says so, and the asserts here carry their own messages instead.
 """
 import base64
-import os
-import signal
-import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
-from rq import Worker
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from tests.conftest import PASSWORD
+from tests.processes import running_worker
 from webapp.extensions import db
-from webapp.localservices import free_port, stop
+from webapp.localservices import free_port
 from webapp.models import Upload
-from webapp.queue import QUEUE_NAMES, get_queue, get_redis
 from webapp.storage import get_storage
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,57 +80,12 @@ def live_server(app):
     server.server_close()
 
 
-def _worker_environment(app):
-    """Environment variables under which create_app() rebuilds the test app's settings."""
-    config = app.config
-    env = {name: value for name, value in os.environ.items() if not name.startswith("FLASK_")}
-    env.update({
-        "SATCHEL_ENV": "testing",
-        "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"],
-        "REDIS_URL": config["REDIS_URL"],
-        "RATELIMIT_STORAGE_URI": config["RATELIMIT_STORAGE_URI"],
-        "S3_ENDPOINT_URL": config["S3_ENDPOINT_URL"],
-        "S3_BUCKET": config["S3_BUCKET"],
-        "S3_ACCESS_KEY_ID": config["S3_ACCESS_KEY_ID"],
-        "S3_SECRET_ACCESS_KEY": config["S3_SECRET_ACCESS_KEY"],
-        "CLAMD_URL": config["CLAMD_URL"],
-        "SCANNER": config["SCANNER"],
-        "QUEUE_PREFIX": config["QUEUE_PREFIX"],
-    })
-    return env
-
-
-def _wait_for_worker(process, log_path, timeout=20.0):
-    """Block until a worker listens on the app's scan queue; fail if the process dies first."""
-    queue = get_queue(QUEUE_NAMES[0])
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the worker exited with {process.returncode}:\n{log_path.read_text()}")
-        if Worker.all(connection=get_redis(), queue=queue):
-            return
-        time.sleep(0.1)
-    pytest.fail(f"the worker did not register within {timeout:.0f}s:\n{log_path.read_text()}")
-
-
 @pytest.fixture
 def worker(app, tmp_path):
     """A real `flask worker` process on the test app's database, queues, bucket and clamd."""
     log_path = tmp_path / "worker.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--no-scheduler"],
-            cwd=ROOT, env=_worker_environment(app), stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True)
-        try:
-            _wait_for_worker(process, log_path)
-            yield process
-        finally:
-            stop(process)  # SIGTERM: a warm shutdown that waits for the work horse
-            try:  # a work horse orphaned by a SIGKILLed parent would still hold the database
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+    with running_worker(app, log_path) as process:
+        yield process
     print(log_path.read_text())  # shown by pytest when the test fails
 
 

@@ -134,6 +134,21 @@ def test_approve_refuses_bytes_rewritten_after_the_scan(app, api, admin_api, qua
     assert events("approve") == []
 
 
+def test_approving_the_scanner_flag_does_not_skip_the_other_checks(app, api, admin_api, run_worker):
+    from tests.hostile_corpus import obfuscated
+
+    upload_id = api.upload(obfuscated(), filename="invoice.pdf", content_type="application/pdf")
+    run_worker()
+    assert fresh(Upload, upload_id).status == "quarantined"  # clamd's PDF heuristics flag it first
+    response = admin_api.form_post(f"/admin/moderation/{upload_id}/approve", {"reason": "a false positive"})
+    assert response.status_code == 302
+    assert fresh(Upload, upload_id).status == "quarantined"
+    page = admin_api.get("/admin/moderation").get_data(as_text=True)
+    assert "fails another check" in page and "JavaScript" in page
+    assert events("approve") == []
+    assert api.get(f"/files/{upload_id}/download").status_code == 404
+
+
 def test_remove_deletes_objects_revokes_links_and_tells_the_owner(app, api, admin_api, available):
     from tests.conftest import bucket_keys
 
@@ -271,7 +286,7 @@ def test_audit_page_filters(admin_api, api, quarantined, available):
     assert re.findall(r'data-action="([^"]+)"', html) == ["approve"]
     assert "false positive &lt;b&gt;x&lt;/b&gt;" in html
     by_target = admin_api.get(f"/admin/audit?target={available}").get_data(as_text=True)
-    assert re.findall(r'data-action="([^"]+)"', by_target) == ["remove"]
+    assert re.findall(r'data-action="([^"]+)"', by_target) == ["remove", "scan_verdict"]  # newest first
     by_actor = admin_api.get("/admin/audit?actor=admin@").get_data(as_text=True)
     assert set(re.findall(r'data-action="([^"]+)"', by_actor)) == {"account_created", "approve", "remove"}
 

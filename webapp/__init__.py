@@ -2,6 +2,7 @@
 from pathlib import Path
 
 from flask import Flask, request
+from sqlalchemy.exc import SQLAlchemyError
 
 from webapp.config import load_config
 from webapp.extensions import csrf, db, limiter, login_manager, migrate
@@ -35,6 +36,17 @@ def register_logging(app):
 def register_extensions(app):
     """Bind the unbound extension objects."""
     db.init_app(app)
+
+    @app.teardown_appcontext
+    def remove_session(exc):
+        # Runs before Flask-SQLAlchemy's own removal. When the database went away mid-request, the
+        # rollback that closing the session does fails too: drop the dead connection instead, so the
+        # response already made (a 503) is what the client gets.
+        try:
+            db.session.remove()
+        except SQLAlchemyError:
+            db.session.registry().invalidate()
+            db.session.registry.clear()
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)
     limiter.init_app(app)

@@ -111,6 +111,8 @@ def load_config(env_name=None, environ=None):
         "MAINTENANCE_INTERVAL": num("MAINTENANCE_INTERVAL", 300),
         "SWEEP_INTERVAL": num("SWEEP_INTERVAL", 3600),
         "STUCK_AFTER": num("STUCK_AFTER", 900),
+        # how often each worker looks for jobs abandoned by a dead worker (RQ's default is 10 minutes)
+        "WORKER_MAINTENANCE_INTERVAL": num("WORKER_MAINTENANCE_INTERVAL", 60),
         # never shorter than a scan can take between its promotion copy and its commit
         "ORPHAN_GRACE": max(num("ORPHAN_GRACE", 24 * 3600), 3600),
         "PURGE_AFTER": num("PURGE_AFTER", 3600),
@@ -126,6 +128,9 @@ def load_config(env_name=None, environ=None):
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
         "RATELIMIT_STORAGE_URI": get("RATELIMIT_STORAGE_URI", redis_url),
         "RATELIMIT_HEADERS_ENABLED": True,
+        # Redis away: count in memory per process rather than fail every request
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        "RATELIMIT_SWALLOW_ERRORS": True,
         "RATELIMIT_ENABLED": env_name != "testing",
         # failed logins per account, and login attempts per client address
         "LOGIN_LIMIT_PER_ACCOUNT": get("LOGIN_LIMIT_PER_ACCOUNT", "5 per 15 minutes"),

@@ -1,10 +1,13 @@
 """One place that turns refusals into HTTP responses: JSON under /api, a page elsewhere."""
 import logging
 
-from flask import jsonify, render_template, request
+from flask import g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
+from redis.exceptions import RedisError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
+from webapp.extensions import db, login_manager
 from webapp.services.errors import ServiceError
 
 log = logging.getLogger(__name__)
@@ -45,6 +48,20 @@ def register_errorhandlers(app):
         status = exc.code or 500
         message = exc.description or exc.name
         return error_response(status, _CODES.get(status, "http_error"), message)
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    @app.errorhandler(RedisError)
+    def dependency_down(exc):
+        # The database (restarting, failing over) or Redis is away: a clear 503, nothing half-written.
+        log.warning("dependency unavailable on %s %s: %s", request.method, request.path, type(exc).__name__)
+        db.session.rollback()
+        # The page must not query the database again (the rollback expired the loaded user).
+        g._login_user = login_manager.anonymous_user()
+        response = error_response(503, "unavailable", "The service is briefly unavailable; try again in a moment.")
+        response = app.make_response(response)
+        response.headers["Retry-After"] = "5"
+        return response
 
     @app.errorhandler(Exception)
     def unexpected(exc):

@@ -103,7 +103,9 @@ def _log_request(response):
     if "request_id" not in g:
         return response
     response.headers["X-Request-ID"] = g.request_id
-    user = g.get("_login_user")  # only if the request loaded it: no query just for the log
+    # The user only if the request loaded one, read from its identity: no query just for the log
+    # (the database may be what just failed).
+    state = getattr(g.get("_login_user"), "_sa_instance_state", None)
     fields = {
         "event": "request",
         "method": request.method,
@@ -111,7 +113,7 @@ def _log_request(response):
         "route": request.url_rule.rule if request.url_rule else None,
         "status": response.status_code,
         "ms": round((time.perf_counter() - g.request_started) * 1000, 1),
-        "user_id": user.id if user is not None and user.is_authenticated else None,
+        "user_id": state.identity[0] if state is not None and state.identity else None,
     }
     level = logging.DEBUG if request.endpoint in _QUIET_ENDPOINTS else logging.INFO
     logging.getLogger("satchel.request").log(level, "%s %s %s", request.method, fields["route"],

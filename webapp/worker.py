@@ -1,8 +1,12 @@
 """The RQ worker process, run inside the app context (`flask worker`)."""
+from flask import current_app
 from rq import Worker
 
 from webapp.extensions import db
 from webapp.queue import QUEUE_NAMES, get_queue, get_redis, schedule_maintenance
+
+#: Seconds between a work horse's heartbeats (RQ's default is 30).
+JOB_MONITORING_INTERVAL = 10
 
 
 class AppWorker(Worker):
@@ -33,5 +37,11 @@ def run_worker(burst=False, with_scheduler=True):
     if with_scheduler:
         schedule_maintenance()
     queues = [get_queue(name) for name in QUEUE_NAMES]
-    worker = AppWorker(queues, connection=get_redis())
+    # A work horse heartbeats every JOB_MONITORING_INTERVAL seconds; RQ gives up on a job whose
+    # heartbeat is that plus 60 seconds late (its worker died), and looks for such jobs every
+    # maintenance interval, but an idle worker only looks up when its blocking dequeue times out
+    # (worker_ttl - 15 seconds; 405 by default), so the TTL follows the interval.
+    interval = current_app.config["WORKER_MAINTENANCE_INTERVAL"]
+    worker = AppWorker(queues, connection=get_redis(), job_monitoring_interval=JOB_MONITORING_INTERVAL,
+                       maintenance_interval=interval, worker_ttl=max(30, interval + 15))
     worker.work(burst=burst, with_scheduler=with_scheduler)

@@ -8,6 +8,7 @@ from webapp.models import AuditEvent
 ACTIONS = (
     "login_failed", "login", "account_created", "file_deleted", "share_created", "share_revoked",
     "file_reported", "approve", "remove", "ban", "unban", "block_content", "quota_changed", "job_retried",
+    "scan_verdict",
 )
 
 

@@ -10,10 +10,11 @@ from webapp import storage as store
 from webapp.extensions import db
 from webapp.models import BlockedHash, Report, Upload, UploadStatus, User
 from webapp.models.base import utcnow
+from webapp.reasons import reason_text
 from webapp.services import audit
 from webapp.services.errors import Conflict, InvalidInput, NotFound
 from webapp.services.uploads import revoke_shares
-from webapp.services.verification import ObjectChanged, is_blocked, promote_quarantined
+from webapp.services.verification import ObjectChanged, Verdict, is_blocked, promote_quarantined
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,11 @@ def approve(admin, upload_id, reason, ip=None):
             db.session.rollback()
             raise Conflict("The stored bytes are no longer the ones scanned; the file cannot be approved.",
                            "object_changed") from None
+        except Verdict as verdict:
+            # The scanner's flag may be a false positive; the checks it pre-empted still apply.
+            db.session.rollback()
+            raise Conflict(f"The file also fails another check, so it cannot be approved: "
+                           f"{reason_text(verdict.reason)}", verdict.reason) from None
         except store.StorageError:
             db.session.rollback()
             raise Conflict("File storage is unreachable; try again shortly.", "storage_unavailable") from None

@@ -8,6 +8,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import case, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
+from webapp import logs
 from webapp import storage as store
 from webapp.extensions import db
 from webapp.models import BlockedHash, Upload, UploadStatus
@@ -28,6 +29,7 @@ from webapp.scanning import (
     sniff_type,
     types_consistent,
 )
+from webapp.services import audit
 
 log = logging.getLogger(__name__)
 
@@ -112,12 +114,19 @@ def _give_up(upload_id, token, failures):
 
 
 def _finish(upload_id, token, **values):
-    """Write the verdict only if this run still owns the row; True on success."""
+    """Write the verdict only if this run still owns the row; True on success.
+
+    A final status is audited in the same transaction, so each upload's verdict is recorded once.
+    """
     result = db.session.execute(
         update(Upload)
         .where(Upload.id == upload_id, Upload.status == UploadStatus.SCANNING.value,
                Upload.scan_token == token)
         .values(scanned_at=utcnow(), updated_at=utcnow(), **values))
+    if result.rowcount and "status" in values:
+        audit.record("scan_verdict", None, "upload", upload_id, reason=values.get("reason"),
+                     details={"status": values["status"], "job_id": logs.current().get("job_id"),
+                              "detected_type": values.get("detected_type")})
     db.session.commit()
     return bool(result.rowcount)
 
@@ -284,22 +293,34 @@ def _inspect(upload, storage, config, token):
     if signature:
         # Kept with its hash and ETag: a moderator may approve it, or block the content.
         raise Verdict(UploadStatus.QUARANTINED, "malware", signature=signature[:255], **values)
-    values["thumbnail_key"] = None
-    if check_pdf_content:
-        try:
-            check_pdf(bytes(held_bytes))
-        except PdfRejected as exc:
-            raise Verdict(UploadStatus.REJECTED, exc.reason, **values) from None
-    if is_image:
-        try:
-            thumbnail = check_image(bytes(held_bytes), config["MAX_IMAGE_PIXELS"],
-                                    config["THUMBNAIL_SIZE"])
-        except ImageRejected as exc:
-            raise _reject(exc.reason) from None
-        key = store.thumbnail_key(upload.user_id, upload.id, token)
-        storage.put(key, thumbnail, "image/png")
-        values["thumbnail_key"] = key
+    try:
+        values["thumbnail_key"] = _content_checks(upload, detected, held_bytes, storage, config, token)
+    except Verdict as verdict:
+        verdict.values.update(values)
+        raise
     return values
+
+
+def _content_checks(upload, detected, data, storage, config, run):
+    """The checks that follow the malware verdict: PDF active content and image sanity.
+
+    Returns the key of the preview rebuilt from an image's pixels (None for other types), or raises
+    a rejecting Verdict.
+    """
+    if detected == "application/pdf" and config["PDF_ACTIVE_CONTENT"] != "allow":
+        try:
+            check_pdf(bytes(data))
+        except PdfRejected as exc:
+            raise _reject(exc.reason) from None
+    if detected not in RASTER_IMAGES:
+        return None
+    try:
+        thumbnail = check_image(bytes(data), config["MAX_IMAGE_PIXELS"], config["THUMBNAIL_SIZE"])
+    except ImageRejected as exc:
+        raise _reject(exc.reason) from None
+    key = store.thumbnail_key(upload.user_id, upload.id, run)
+    storage.put(key, thumbnail, "image/png")
+    return key
 
 
 def promote_quarantined(upload_id):
@@ -311,24 +332,35 @@ def promote_quarantined(upload_id):
     upload = db.session.get(Upload, upload_id)
     if upload is None or upload.status != UploadStatus.QUARANTINED.value or not upload.etag:
         return False
+    config = current_app.config
     storage = store.get_storage()
     run = secrets.token_hex(8)
-    extension = current_app.config["ALLOWED_TYPES"].get(upload.detected_type, "bin")
+    # The malware verdict came first, so the checks after it never ran: run them now (a Verdict
+    # raised here means the file cannot be approved, whatever the scanner's flag was).
+    data = None
+    if upload.detected_type in RASTER_IMAGES or upload.detected_type == "application/pdf":
+        try:
+            data = b"".join(storage.iter_chunks(upload.incoming_key, etag=upload.etag))
+        except (store.PreconditionFailed, store.ObjectMissing):
+            raise ObjectChanged() from None
+    thumbnail_key = _content_checks(upload, upload.detected_type, data, storage, config, run)
+    extension = config["ALLOWED_TYPES"].get(upload.detected_type, "bin")
     dest = store.file_key(upload.user_id, upload.id, run, extension)
+    own_keys = [dest, thumbnail_key]
     try:
         new_etag = storage.copy(upload.incoming_key, dest, upload.etag, upload.detected_type)
     except (store.PreconditionFailed, store.ObjectMissing):
-        storage.delete(dest)
+        storage.delete(*own_keys)
         raise ObjectChanged() from None
     if new_etag != upload.etag and "-" not in upload.etag:
-        storage.delete(dest)
+        storage.delete(*own_keys)
         raise ObjectChanged()
     result = db.session.execute(
         update(Upload).where(Upload.id == upload_id, Upload.status == UploadStatus.QUARANTINED.value)
-        .values(status=UploadStatus.AVAILABLE.value, file_key=dest, reason="approved_by_moderator",
-                updated_at=utcnow()))
+        .values(status=UploadStatus.AVAILABLE.value, file_key=dest, thumbnail_key=thumbnail_key,
+                reason="approved_by_moderator", updated_at=utcnow()))
     if not result.rowcount:
         db.session.rollback()
-        storage.delete(dest)
+        storage.delete(*own_keys)
         return False
     return True
