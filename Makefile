@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export FLASK_APP := wsgi
 
-.PHONY: run test venv dev-venv lint bench clean
+.PHONY: run test venv dev-venv lint bench bench-load clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ lint: dev-venv
 
 bench: dev-venv
 	$(BIN)/python -m bench.complete_to_available
+
+# Needs PostgreSQL and Redis (BENCH_DATABASE_URL, BENCH_REDIS_URL); BENCH_ARGS="--users 20 --duration 30".
+bench-load: dev-venv
+	$(BIN)/python -m bench.load $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache node_modules

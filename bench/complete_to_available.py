@@ -10,8 +10,6 @@ run and a summary.
 import argparse
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -22,28 +20,10 @@ from flask_login import FlaskLoginClient
 from flask_migrate import upgrade
 from sqlalchemy import create_engine, text
 
-from webapp import create_app, localservices
+from bench.stack import ROOT, start_services, start_worker, stop_all
+from webapp import create_app
 from webapp.services.accounts import create_user
 from webapp.storage import get_storage
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def start_services(workdir):
-    """moto, clamd and (unless REDIS_URL is set) Redis; returns (settings, processes)."""
-    urls, processes = localservices.start_scanning_stack(workdir, os.environ.get("REDIS_URL"))
-    tag = uuid.uuid4().hex[:8]
-    env = {
-        "SATCHEL_ENV": "development",
-        "DATABASE_URL": os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{workdir / 'bench.db'}",
-        "REDIS_URL": urls["redis"],
-        "S3_ENDPOINT_URL": urls["s3"],
-        "S3_BUCKET": f"satchel-bench-{tag}",
-        "CLAMD_URL": urls["clamd"],
-        "SCANNER": "clamd",
-        "QUEUE_PREFIX": f"bench-{tag}",
-    }
-    return env, processes
 
 
 def wait_available(engine, upload_id, timeout=60):
@@ -65,12 +45,12 @@ def main():
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="satchel-bench-"))
-    env, processes = start_services(workdir)
-    os.environ.update(env)
-    app = create_app({"RATELIMIT_ENABLED": False})
-    app.test_client_class = FlaskLoginClient
-    worker = None
+    database_url = os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{workdir / 'bench.db'}"
+    env, processes = start_services(workdir, database_url, os.environ.get("REDIS_URL"))
     try:
+        os.environ.update(env)
+        app = create_app({"RATELIMIT_ENABLED": False})
+        app.test_client_class = FlaskLoginClient
         with app.app_context():
             upgrade(directory=str(ROOT / "migrations"))
             get_storage().ensure_bucket(["http://127.0.0.1:5000"])
@@ -79,9 +59,7 @@ def main():
             page = client.get("/files").get_data(as_text=True)
             csrf = page.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
             headers = {"X-CSRFToken": csrf}
-        worker = subprocess.Popen([sys.executable, "-m", "flask", "--app", "wsgi", "worker"],
-                                  cwd=ROOT, env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL, start_new_session=True)
+        processes.append(start_worker(env))
         time.sleep(2)  # let the worker register and sit idle on its queues
         engine = create_engine(env["DATABASE_URL"])
         payload = (b"satchel benchmark line\n" * (args.size // 23 + 1))[: args.size]
@@ -112,10 +90,7 @@ def main():
               f"p95 {p95:.1f} ms, min {timings[0]:.1f} ms, max {timings[-1]:.1f} ms")
         engine.dispose()
     finally:
-        if worker is not None:
-            localservices.stop(worker)
-        for process in reversed(processes):
-            localservices.stop(process)
+        stop_all(processes)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,80 @@
+"""What the benchmarks share: the local services, the app's processes, and stopping them all."""
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+from webapp import localservices
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def start_services(workdir, database_url, redis_url=None):
+    """moto, clamd and (unless redis_url) Redis; returns (the app's environment settings, processes)."""
+    urls, processes = localservices.start_scanning_stack(workdir, redis_url)
+    tag = uuid.uuid4().hex[:8]
+    settings = {
+        "SATCHEL_ENV": "development",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": urls["redis"],
+        "S3_ENDPOINT_URL": urls["s3"],
+        "S3_BUCKET": f"satchel-bench-{tag}",
+        "CLAMD_URL": urls["clamd"],
+        "SCANNER": "clamd",
+        "QUEUE_PREFIX": f"bench-{tag}",
+    }
+    return settings, processes
+
+
+def _spawn(command, settings, log=None):
+    """Run command from the project root with settings added to the environment, output to log."""
+    with open(log or os.devnull, "ab") as output:  # the child keeps its own copy of the file
+        return subprocess.Popen(command, cwd=ROOT, env={**os.environ, **settings}, stdout=output,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def start_worker(settings, log=None):
+    """One `flask worker` process (the forking RQ worker used in production, with the scheduler)."""
+    return _spawn([sys.executable, "-m", "flask", "--app", "wsgi", "worker"], settings, log)
+
+
+def start_gunicorn(settings, workers, log=None):
+    """`gunicorn wsgi:app` with sync workers on a free port; returns (process, base URL) once it listens."""
+    port = localservices.free_port()
+    process = _spawn([sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
+                      "--graceful-timeout", "10", "wsgi:app"], settings, log)
+    try:
+        localservices.wait_for_port(port, process, name="gunicorn")
+    except BaseException:
+        stop_all([process])
+        raise
+    return process, f"http://127.0.0.1:{port}"
+
+
+def _descendants(pid):
+    """Every process below pid, from /proc (RQ work horses leave their parent's process group)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            for child in (task / "children").read_text().split():
+                found += [int(child), *_descendants(int(child))]
+    return found
+
+
+def stop_all(processes):
+    """Stop processes newest first, each with everything it started (gunicorn workers, RQ's scheduler
+    and work horses), even what a process that died early left behind."""
+    for process in reversed(processes):
+        family = _descendants(process.pid)
+        localservices.stop(process)
+        # Every process here was started in a session of its own, so its process group is ours. RQ's
+        # scheduler stays in it and outlives a worker killed with SIGKILL; work horses leave it, so they
+        # are found through /proc while their worker still runs.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        for pid in family:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
