@@ -106,7 +106,7 @@ class TestRedisDown:
     def app_config(self, own_redis):
         url = f"redis://127.0.0.1:{own_redis.port}/0"
         return {"REDIS_URL": url, "RATELIMIT_STORAGE_URI": url,
-                "RATELIMIT_ENABLED": True, "STUCK_AFTER": 1, "MAINTENANCE_INTERVAL": 2}
+                "RATELIMIT_ENABLED": True, "MAINTENANCE_INTERVAL": 2}
 
     def test_complete_is_accepted_and_finishes_when_redis_returns(self, app, api, own_redis, tmp_path):
         grant = api.begin("later.txt", 11)
@@ -123,7 +123,8 @@ class TestRedisDown:
         assert ready.status_code == 503 and not ready.get_json()["checks"]["redis"]["ok"]
 
         own_redis.start()  # empty: like a restart without persistence
-        with running_worker(app, tmp_path / "worker.log", scheduler=True, STUCK_AFTER=1, MAINTENANCE_INTERVAL=2):
+        # STUCK_AFTER stays at its default (15 minutes): a job Redis lost is re-queued at once.
+        with running_worker(app, tmp_path / "worker.log", scheduler=True, MAINTENANCE_INTERVAL=2):
             wait_for(lambda: status_of(upload_id) == "available", 60, "the reconciler to queue the scan")
         assert [event.details["status"] for event in verdicts(upload_id)] == ["available"]
 

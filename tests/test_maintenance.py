@@ -72,13 +72,25 @@ def test_promote_pending_whose_browser_never_completed(app, api, run_worker):
     assert row(never_sent).status == "pending"
 
 
-def test_requeue_stuck_uploads_whose_job_is_gone(app, api, run_worker):
+def test_requeue_an_upload_whose_job_redis_lost_at_once(app, api, run_worker):
     upload_id = api.upload(b"the job vanished")
-    get_queue().empty()
+    get_queue().empty()  # the job is gone from Redis altogether (a restart without persistence)
+    assert run_task("requeue_stuck").counts == {"requeued": 1}
+    assert run_task("requeue_stuck").counts == {"requeued": 0}  # its job is queued now
+    run_worker()
+    assert row(upload_id).status == "available"
+
+
+def test_requeue_a_failed_job_only_once_it_is_stuck(app, api, run_worker):
+    upload_id = api.upload(b"the job failed for good")
+    queue = get_queue()
+    job = queue.fetch_job(f"scan-{upload_id}")
+    queue.remove(job)
+    job.set_status("failed")
     assert run_task("requeue_stuck").counts == {"requeued": 0}  # too recent to call stuck
     age(upload_id, hours=1)
     assert run_task("requeue_stuck").counts == {"requeued": 1}
-    assert run_task("requeue_stuck").counts == {"requeued": 0}  # its job is queued now
+    assert run_task("requeue_stuck").counts == {"requeued": 0}
     run_worker()
     assert row(upload_id).status == "available"
 

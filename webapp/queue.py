@@ -23,7 +23,7 @@ QUEUE_NAMES = (SCANS, MAINTENANCE)
 #: Backoff between retries of a scan that hit a transient error (seconds).
 SCAN_RETRY_INTERVALS = [5, 20, 60, 180, 600]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_LIVE = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+LIVE_STATUSES = {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
 
 
 def get_redis():
@@ -46,16 +46,21 @@ def scan_job_timeout(size):
     return 120 + size // (4 * 1024 * 1024)
 
 
-def _is_live(job_id, connection):
+def _status(job_id, connection):
     try:
-        return Job.fetch(job_id, connection=connection).get_status() in _LIVE
+        return Job.fetch(job_id, connection=connection).get_status()
     except NoSuchJobError:
-        return False
+        return None
 
 
-def scan_is_live(upload_id):
-    """True when the upload's scan job is queued, running or waiting for a retry."""
-    return _is_live(f"scan-{upload_id}", get_redis())
+def _is_live(job_id, connection):
+    return _status(job_id, connection) in LIVE_STATUSES
+
+
+def scan_job_status(upload_id):
+    """The RQ status of the upload's scan job, or None when Redis has no such job (never queued,
+    expired, or lost with a Redis that restarted empty)."""
+    return _status(f"scan-{upload_id}", get_redis())
 
 
 def enqueue_scan(upload_id, size):

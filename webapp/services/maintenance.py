@@ -4,7 +4,7 @@ import logging
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
 from webapp import queue
 from webapp import storage as store
@@ -55,13 +55,26 @@ def promote_pending(now):
 
 
 def requeue_stuck(now):
-    """Uploads waiting for a scan whose job is gone (lost enqueue, failed for good, dead worker)."""
+    """Uploads waiting for a scan whose job is gone.
+
+    An `uploaded` row whose job Redis does not know at all (the enqueue was lost, or Redis restarted
+    empty) is queued at once: the job id is the upload's, so this can never run a second scan beside
+    one being queued. A job that failed for good, or a `scanning` row whose worker died, waits for
+    STUCK_AFTER first, so that a file that keeps failing is not retried in a tight loop.
+    """
     counts = {"requeued": 0}
     quiet = now - timedelta(seconds=current_app.config["STUCK_AFTER"])
-    stuck = db.session.scalars(select(Upload).where(
-        Upload.status.in_(_IN_FLIGHT), Upload.updated_at < quiet).limit(BATCH)).all()
-    for upload in stuck:
-        if not queue.scan_is_live(upload.id) and queue.enqueue_scan(upload.id, upload.size):
+    waiting = db.session.scalars(select(Upload).where(
+        Upload.status.in_(_IN_FLIGHT),
+        or_(Upload.updated_at < quiet, Upload.status == UploadStatus.UPLOADED.value))
+        .order_by(Upload.updated_at).limit(BATCH)).all()
+    for upload in waiting:
+        status = queue.scan_job_status(upload.id)
+        if status in queue.LIVE_STATUSES:
+            continue
+        if status is not None and upload.updated_at >= quiet:
+            continue
+        if queue.enqueue_scan(upload.id, upload.size):
             counts["requeued"] += 1
     return counts, 0
 
