@@ -8,7 +8,7 @@ the pending-upload cap are raised so that the benchmark measures the system, not
 
 Prints throughput and p50/p99/max per step, then the audit; exits 1 if any audit figure is not 0.
 
-    python -m bench.load [--users 50] [--duration 60] [--size 32768] [--gunicorn-workers 2]
+    python -m bench.load [--users 50] [--duration 60] [--size 32768] [--gunicorn-workers 2] [--gunicorn-threads 1]
                          [--rq-workers 2] [--settle 300]
 """
 import argparse
@@ -138,8 +138,9 @@ def report(args, elapsed, attempts, rows, drain, findings):
     completed = [attempt for attempt in attempts if attempt.completed]
     finished = [rows[a.upload_id] for a in completed if a.upload_id in rows and rows[a.upload_id].status in FINAL]
     sent = sum(attempt.size for attempt in completed)
-    print(f"\nSatchel load: {args.users} users for {args.duration:g} s; gunicorn {args.gunicorn_workers} sync workers, "
-          f"{args.rq_workers} RQ workers; PostgreSQL, Redis, moto S3, clamd on loopback")
+    kind = "sync" if args.gunicorn_threads == 1 else f"gthread ({args.gunicorn_threads} threads)"
+    print(f"\nSatchel load: {args.users} users for {args.duration:g} s; gunicorn {args.gunicorn_workers} {kind} "
+          f"workers, {args.rq_workers} RQ workers; PostgreSQL, Redis, moto S3, clamd on loopback")
     print(f"payloads: text/plain and PNG, {args.size // 2}-{args.size * 3 // 2} bytes "
           f"(mean {sent / max(1, len(completed)):.0f})")
     print(f"completed {len(completed)} uploads in {elapsed:.1f} s: {len(completed) / elapsed:.1f} uploads/s, "
@@ -173,10 +174,12 @@ def parse_args():
     parser.add_argument("--duration", type=float, default=60, help="seconds of load")
     parser.add_argument("--size", type=int, default=32 * 1024, help="typical bytes per file (varied by +-50%%)")
     parser.add_argument("--gunicorn-workers", type=int, default=2)
+    parser.add_argument("--gunicorn-threads", type=int, default=1, help="threads per worker (gthread when > 1)")
     parser.add_argument("--rq-workers", type=int, default=2)
     parser.add_argument("--settle", type=float, default=300, help="seconds to wait for the scan queue to drain")
     args = parser.parse_args()
-    if min(args.users, args.gunicorn_workers, args.rq_workers, args.size) < 1 or args.duration <= 0:
+    counts = (args.users, args.gunicorn_workers, args.gunicorn_threads, args.rq_workers, args.size)
+    if min(counts) < 1 or args.duration <= 0:
         parser.error("users, workers, size and duration must be positive")
     return args
 
@@ -202,7 +205,8 @@ def prepare(args, workdir, processes):
         get_storage().ensure_bucket(["http://127.0.0.1:5000"])
         for email in emails:
             create_user(email, password)
-    gunicorn, base_url = start_gunicorn(settings, args.gunicorn_workers, workdir / "gunicorn.log")
+    gunicorn, base_url = start_gunicorn(settings, args.gunicorn_workers, args.gunicorn_threads,
+                                      workdir / "gunicorn.log")
     processes.append(gunicorn)
     processes += [start_worker(settings, workdir / f"worker-{n}.log") for n in range(1, args.rq_workers + 1)]
     payloads = Payloads(args.size, random.Random(0))

@@ -1,7 +1,5 @@
 """What the benchmarks share: the local services, the app's processes, and stopping them all."""
-import contextlib
 import os
-import signal
 import subprocess
 import sys
 import uuid
@@ -41,11 +39,12 @@ def start_worker(settings, log=None):
     return _spawn([sys.executable, "-m", "flask", "--app", "wsgi", "worker"], settings, log)
 
 
-def start_gunicorn(settings, workers, log=None):
-    """`gunicorn wsgi:app` with sync workers on a free port; returns (process, base URL) once it listens."""
+def start_gunicorn(settings, workers, threads=1, log=None):
+    """`gunicorn wsgi:app` on a free port (sync workers, or gthread ones with threads > 1); returns
+    (process, base URL) once it listens."""
     port = localservices.free_port()
-    process = _spawn([sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
-                      "--graceful-timeout", "10", "wsgi:app"], settings, log)
+    process = _spawn([sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads", str(threads),
+                      "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "10", "wsgi:app"], settings, log)
     try:
         localservices.wait_for_port(port, process, name="gunicorn")
     except BaseException:
@@ -54,27 +53,8 @@ def start_gunicorn(settings, workers, log=None):
     return process, f"http://127.0.0.1:{port}"
 
 
-def _descendants(pid):
-    """Every process below pid, from /proc (RQ work horses leave their parent's process group)."""
-    found = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        with contextlib.suppress(OSError):
-            for child in (task / "children").read_text().split():
-                found += [int(child), *_descendants(int(child))]
-    return found
-
-
 def stop_all(processes):
     """Stop processes newest first, each with everything it started (gunicorn workers, RQ's scheduler
     and work horses), even what a process that died early left behind."""
     for process in reversed(processes):
-        family = _descendants(process.pid)
-        localservices.stop(process)
-        # Every process here was started in a session of its own, so its process group is ours. RQ's
-        # scheduler stays in it and outlives a worker killed with SIGKILL; work horses leave it, so they
-        # are found through /proc while their worker still runs.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        for pid in family:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        localservices.stop_tree(process)

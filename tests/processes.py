@@ -7,7 +7,6 @@ PostgreSQL): `cut()` stops listening and drops every open connection, as a resta
 """
 import os
 import selectors
-import signal
 import socket
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from pathlib import Path
 import pytest
 from rq import Worker
 
-from webapp.localservices import stop
+from webapp.localservices import kill_tree, stop, stop_tree
 from webapp.queue import QUEUE_NAMES, get_queue, get_redis
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,32 +58,9 @@ def wait_for_worker(process, log_path, timeout=20.0):
     pytest.fail(f"the worker did not register within {timeout:.0f}s:\n{log_path.read_text()}")
 
 
-def descendants(pid):
-    """Every process below pid, read from /proc (RQ's work horse runs in a session of its own)."""
-    children = {}
-    for entry in Path("/proc").iterdir():
-        try:
-            stat = (entry / "stat").read_text()
-        except (OSError, ValueError):
-            continue
-        fields = stat.rsplit(")", 1)[-1].split()
-        children.setdefault(int(fields[1]), []).append(int(entry.name)) if entry.name.isdigit() else None
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
 def kill_group(process):
-    """SIGKILL a process and everything below it (a worker, its scheduler and work horse), as a crash does."""
-    victims = [process.pid, *descendants(process.pid)]
-    for pid in victims:
-        try:
-            os.killpg(pid, signal.SIGKILL) if pid == process.pid else os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    """SIGKILL a worker, its scheduler and its work horse, with no chance to clean up, as a crash does."""
+    kill_tree(process)
     process.wait(10)
 
 
@@ -101,8 +77,7 @@ def running_worker(app, log_path, scheduler=False, **env):
         wait_for_worker(process, log_path)
         yield process
     finally:
-        stop(process)  # SIGTERM: a warm shutdown that waits for the work horse
-        kill_group(process)  # a work horse orphaned by a SIGKILLed parent would still hold the database
+        stop_tree(process)  # SIGTERM (a warm shutdown that waits for the work horse), then whatever is left
 
 
 class Restartable:

@@ -5,6 +5,7 @@ Each starter launches a real server process (clamd, redis-server, moto's S3 serv
 """
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -122,6 +123,38 @@ def stop(process, timeout=10):
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(timeout)
+
+
+def descendants(pid):
+    """Every process below pid, read from /proc."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in children:
+            found += [int(child), *descendants(int(child))]
+    return found
+
+
+def kill_tree(process, family=None):
+    """SIGKILL a process started in a session of its own: its process group (RQ's scheduler stays
+    in it) and every descendant (RQ's work horses leave it), as a crash would. family: the
+    descendants, if they were listed before the process was asked to stop."""
+    family = descendants(process.pid) if family is None else family
+    for kill, pid in [(os.killpg, process.pid)] + [(os.kill, pid) for pid in family]:
+        try:
+            kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def stop_tree(process, timeout=10):
+    """Stop a process started in a session of its own, then kill whatever it leaves behind."""
+    family = descendants(process.pid)  # listed while it still runs: orphans are reparented
+    stop(process, timeout)
+    kill_tree(process, family)
 
 
 def start_scanning_stack(workdir, redis_url=None):
