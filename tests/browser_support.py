@@ -8,16 +8,14 @@ fixtures) and also import its helpers, so it is imported before pytest could mar
 rewriting: PYTEST_DONT_REWRITE says so, and the asserts here carry their own messages instead.
 """
 import base64
-import threading
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from tests.conftest import PASSWORD
-from tests.processes import running_worker
+from tests.processes import running_worker, serving
 from webapp.extensions import db
 from webapp.localservices import free_port
 from webapp.models import Upload
@@ -69,15 +67,9 @@ MAKE_DATA_TRANSFER = """
 def live_server(app):
     """The test app served over real HTTP on 127.0.0.1; its origin may PUT to the bucket."""
     port = free_port()
-    origin = f"http://127.0.0.1:{port}"
-    get_storage().ensure_bucket([origin])  # the app fixture's context is the current one
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
-    thread.start()
-    yield origin
-    server.shutdown()
-    thread.join(10)
-    server.server_close()
+    get_storage().ensure_bucket([f"http://127.0.0.1:{port}"])  # the app fixture's context is the current one
+    with serving(app, port) as origin:
+        yield origin
 
 
 @pytest.fixture

@@ -109,6 +109,16 @@ def other_user(make_user):
     return make_user("other@example.com")
 
 
+def form_token(html):
+    """The CSRF token of the first form on a page."""
+    return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
+
+
+def page_token(html):
+    """The page's CSRF token for API calls (its <meta name="csrf-token">)."""
+    return re.search(r'name="csrf-token" content="([^"]+)"', html).group(1)
+
+
 class Api:
     """A logged-in test client that speaks the JSON API with the page's CSRF token."""
 
@@ -116,7 +126,7 @@ class Api:
         self.client = client
         page = client.get("/files")
         assert page.status_code == 200, page.status_code
-        self.csrf = re.search(r'name="csrf-token" content="([^"]+)"', page.text).group(1)
+        self.csrf = page_token(page.text)
 
     def _headers(self, headers):
         return {"X-CSRFToken": self.csrf, **(headers or {})}
@@ -213,5 +223,5 @@ def share_token(api, upload_id, days="7"):
 def report(app, token, reason="This is spam"):
     client = app.test_client()
     page = client.get(f"/s/{token}")
-    csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.get_data(as_text=True)).group(1)
+    csrf = form_token(page.get_data(as_text=True))
     return client.post(f"/s/{token}/report", data={"reason": reason, "csrf_token": csrf})

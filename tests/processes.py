@@ -16,9 +16,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import requests
 from rq import Worker
+from werkzeug.serving import make_server
 
-from webapp.localservices import kill_tree, stop, stop_tree
+from tests.conftest import PASSWORD, form_token, page_token
+from webapp.localservices import free_port, kill_tree, stop, stop_tree
 from webapp.queue import QUEUE_NAMES, get_queue, get_redis
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,6 +83,31 @@ def running_worker(app, log_path, scheduler=False, **env):
         stop_tree(process)  # SIGTERM (a warm shutdown that waits for the work horse), then whatever is left
 
 
+@contextmanager
+def serving(app, port=None):
+    """The app served over real HTTP on 127.0.0.1 by a threaded server; yields its origin."""
+    server = make_server("127.0.0.1", port or free_port(), app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(10)
+        server.server_close()
+
+
+def http_login(origin, email):
+    """A requests session logged in through the real form, sending the page's CSRF token to the API."""
+    session = requests.Session()
+    token = form_token(session.get(f"{origin}/auth/login", timeout=10).text)
+    response = session.post(f"{origin}/auth/login", data={"email": email, "password": PASSWORD,
+                                                          "csrf_token": token}, timeout=10)
+    assert response.ok, response.status_code
+    session.headers["X-CSRFToken"] = page_token(session.get(f"{origin}/files", timeout=10).text)
+    return session
+
+
 class Restartable:
     """A service process of the test's own (redis-server, clamd) that it may stop and start again
     on the same port; start(workdir, port=None) -> (process, port) starts one."""
@@ -87,6 +115,12 @@ class Restartable:
     def __init__(self, start, workdir):
         self._start, self.workdir = start, workdir
         self.process, self.port = start(workdir)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
 
     def stop(self):
         stop(self.process)

@@ -1,15 +1,12 @@
 """Abuse limits on Redis-backed counters, and the quota holding under parallel requests."""
 import os
-import re
 import threading
 
 import pytest
-import requests
 from sqlalchemy import func, select
 
-from tests.conftest import PASSWORD
+from tests.processes import http_login, serving
 from webapp.extensions import db
-from webapp.localservices import free_port
 from webapp.models import Upload
 
 
@@ -61,8 +58,6 @@ def test_quota_reservation_is_atomic_under_parallel_presigns(app, user, monkeypa
     """20 presigns at once with room for exactly one: exactly one succeeds."""
     import time
 
-    from werkzeug.serving import make_server
-
     from webapp.services import uploads
 
     real_used_bytes = uploads.used_bytes
@@ -77,24 +72,14 @@ def test_quota_reservation_is_atomic_under_parallel_presigns(app, user, monkeypa
     monkeypatch.setattr(uploads, "used_bytes", slow_used_bytes)
     user.quota_bytes = 1000
     db.session.commit()
-    port = free_port()
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        base = f"http://127.0.0.1:{port}"
-        session = requests.Session()
-        page = session.get(f"{base}/auth/login", timeout=10).text
-        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
-        session.post(f"{base}/auth/login", data={"email": user.email, "password": PASSWORD, "csrf_token": token},
-                     timeout=10)
-        csrf = re.search(r'name="csrf-token" content="([^"]+)"', session.get(f"{base}/files", timeout=10).text).group(1)
+    with serving(app) as base:
+        session = http_login(base, user.email)
         barrier = threading.Barrier(20)
         codes = []
 
         def presign():
             barrier.wait()
-            response = session.post(f"{base}/api/uploads", headers={"X-CSRFToken": csrf}, timeout=30,
+            response = session.post(f"{base}/api/uploads", timeout=30,
                                     json={"filename": "race.txt", "size": 600, "content_type": "text/plain"})
             codes.append(response.status_code)
 
@@ -103,10 +88,6 @@ def test_quota_reservation_is_atomic_under_parallel_presigns(app, user, monkeypa
             worker.start()
         for worker in workers:
             worker.join(60)
-    finally:
-        server.shutdown()
-        thread.join(10)
-        server.server_close()
     assert sorted(codes) == [201] + [413] * 19
     db.session.expire_all()
     assert db.session.scalar(select(func.count()).select_from(Upload)) == 1

@@ -4,13 +4,13 @@ import re
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, form_token
 from webapp.extensions import db
 from webapp.models import User
 
 
 def csrf_of(response):
-    return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', response.get_data(as_text=True)).group(1)
+    return form_token(response.get_data(as_text=True))
 
 
 def login(client, email, password=PASSWORD, next_url=None):

@@ -9,7 +9,6 @@ change state run against spares made for that case, so the world stays as it was
 The banned actor holds a session cookie issued before the ban with the current session version, so only the
 ban itself can turn it away; `test_ban_ends_a_live_session_and_blocks_login` covers the admin's ban action.
 """
-import re
 import string
 import uuid
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ import pytest
 from rq import SimpleWorker
 from sqlalchemy import select
 
-from tests.conftest import PASSWORD, RESOURCES, Api, Client, bucket_keys, make_config, share_token
+from tests.conftest import PASSWORD, RESOURCES, Api, Client, bucket_keys, make_config, page_token, share_token
 from webapp import create_app
 from webapp.extensions import db
 from webapp.localservices import EICAR
@@ -295,7 +294,7 @@ class Stranger(Api):
         self.client = client
         page = client.get("/auth/login")
         assert page.status_code == 200, page.status_code  # signed-in users are sent on to /files
-        self.csrf = re.search(r'name="csrf-token" content="([^"]+)"', page.text).group(1)
+        self.csrf = page_token(page.text)
 
 
 def visitor(app, world, actor):

@@ -14,14 +14,14 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from tests.conftest import PASSWORD, bucket_keys
-from tests.processes import Restartable, TcpProxy, kill_group, running_worker
+from tests.conftest import bucket_keys
+from tests.processes import Restartable, TcpProxy, http_login, kill_group, running_worker, serving
 from tests.test_flow import row
 from webapp import localservices
 from webapp.extensions import db
 from webapp.localservices import EICAR
 from webapp.models import AuditEvent, Upload
-from webapp.queue import get_queue
+from webapp.queue import scan_job_status
 
 MiB = 1024 * 1024
 
@@ -44,11 +44,6 @@ def status_of(upload_id):
 def verdicts(upload_id):
     return db.session.scalars(select(AuditEvent).where(
         AuditEvent.action == "scan_verdict", AuditEvent.target_id == upload_id)).all()
-
-
-def job_status(upload_id):
-    job = get_queue().fetch_job(f"scan-{upload_id}")
-    return job and job.get_status()
 
 
 def port_of(url):
@@ -96,9 +91,8 @@ def test_worker_killed_mid_scan_ends_available_exactly_once(app, api, tmp_path, 
 @pytest.fixture
 def own_redis(tmp_path_factory):
     """A redis-server of this test's own, which the test may stop and start again on the same port."""
-    redis = Restartable(localservices.start_redis, tmp_path_factory.mktemp("redis"))
-    yield redis
-    redis.stop()
+    with Restartable(localservices.start_redis, tmp_path_factory.mktemp("redis")) as redis:
+        yield redis
 
 
 class TestRedisDown:
@@ -133,9 +127,8 @@ class TestRedisDown:
 
 @pytest.fixture
 def own_clamd(tmp_path_factory):
-    clamd = Restartable(localservices.start_clamd, tmp_path_factory.mktemp("clamd"))
-    yield clamd
-    clamd.stop()
+    with Restartable(localservices.start_clamd, tmp_path_factory.mktemp("clamd")) as clamd:
+        yield clamd
 
 
 class TestClamdDown:
@@ -149,7 +142,7 @@ class TestClamdDown:
         clean = api.upload(b"a clean file", filename="clean.txt")
         infected = api.upload(EICAR, filename="eicar.txt")
         with running_worker(app, tmp_path / "worker.log", scheduler=True):
-            wait_for(lambda: all(job_status(i) == "scheduled" for i in (clean, infected)), 30,
+            wait_for(lambda: all(scan_job_status(i) == "scheduled" for i in (clean, infected)), 30,
                      "the first scan attempts to fail and be scheduled again")
             assert {status_of(clean), status_of(infected)} == {"uploaded"}
             for upload_id in (clean, infected):
@@ -208,19 +201,6 @@ class TestStorageDown:
 
 # --- The database restarted under load ---
 
-def http_login(origin, email):
-    """A requests session logged in through the real form, with the page's CSRF token for the API."""
-    session = requests.Session()
-    page = session.get(f"{origin}/auth/login", timeout=10).text
-    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
-    response = session.post(f"{origin}/auth/login", data={"email": email, "password": PASSWORD,
-                                                          "csrf_token": token}, timeout=10)
-    assert response.ok, response.status_code
-    files = session.get(f"{origin}/files", timeout=10).text
-    session.headers["X-CSRFToken"] = re.search(r'name="csrf-token" content="([^"]+)"', files).group(1)
-    return session
-
-
 class TestDatabaseRestart:
     @pytest.fixture
     def db_link(self, services):
@@ -236,14 +216,10 @@ class TestDatabaseRestart:
                 "MAX_PENDING_UPLOADS": 10_000}
 
     def test_requests_fail_cleanly_during_a_restart_and_succeed_after(self, app, make_user, db_link):
-        from werkzeug.serving import make_server
+        with serving(app) as origin:
+            self.run_load(origin, make_user, db_link)
 
-        from webapp.localservices import free_port
-
-        port = free_port()
-        server = make_server("127.0.0.1", port, app, threaded=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        origin = f"http://127.0.0.1:{port}"
+    def run_load(self, origin, make_user, db_link):
         sessions = [http_login(origin, make_user().email) for _ in range(4)]
         db.session.remove()  # the test's own session holds no connection through the outage
         results, created, stop_at = [], [], time.monotonic() + 8
@@ -264,22 +240,18 @@ class TestDatabaseRestart:
                                 response.headers.get("Content-Type", ""), response.headers.get("Retry-After")))
 
         threads = [threading.Thread(target=load, args=(session,)) for session in sessions]
-        try:
-            for thread in threads:
-                thread.start()
-            time.sleep(2)
-            phase["now"] = "down"
-            db_link.cut()
-            time.sleep(2)
-            db_link.restore()
-            phase["now"] = "restarting"
-            time.sleep(1)
-            phase["now"] = "after"
-            for thread in threads:
-                thread.join(30)
-        finally:
-            server.shutdown()
-            server.server_close()
+        for thread in threads:
+            thread.start()
+        time.sleep(2)
+        phase["now"] = "down"
+        db_link.cut()
+        time.sleep(2)
+        db_link.restore()
+        phase["now"] = "restarting"
+        time.sleep(1)
+        phase["now"] = "after"
+        for thread in threads:
+            thread.join(30)
 
         by_phase = Counter((phase_, status) for phase_, _, status, _, _ in results)
         assert {status for _, _, status, _, _ in results} <= {200, 201, 503}, by_phase  # never a 500

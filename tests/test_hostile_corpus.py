@@ -8,7 +8,6 @@ case of that kind into one app and runs the worker once (or sends every request)
 and each test then checks its own case. A case that needs settings of its own gets an app of its own.
 """
 import io
-import re
 from dataclasses import dataclass
 
 import pytest
@@ -16,7 +15,7 @@ import requests
 from PIL import Image
 from sqlalchemy import func, select
 
-from tests.conftest import bucket_keys
+from tests.conftest import bucket_keys, form_token
 from tests.hostile_corpus import (
     CASES,
     REQUIRED_CATEGORIES,
@@ -210,7 +209,7 @@ def _client_and_token(app, api, other_api, case_input):
     else:
         client = app.test_client()
         page = client.get("/auth/login").get_data(as_text=True)
-        own = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+        own = form_token(page)
     return client, {"own": own, "none": None, "wrong": "wrong-token", "foreign": other_api.csrf}[case_input.csrf]
 
 

@@ -1,12 +1,11 @@
 """Share links: who may create and revoke them, what the public sees, when they stop working."""
-import re
 from datetime import timedelta
 
 import pytest
 import requests
 from sqlalchemy import select
 
-from tests.conftest import RESOURCES, report, share_token
+from tests.conftest import RESOURCES, form_token, report, share_token
 from webapp.extensions import db
 from webapp.models import Report, Share, Upload
 from webapp.models.base import utcnow
@@ -134,7 +133,7 @@ def test_report_needs_csrf(app, api, available):
 def test_signed_in_reporter_is_recorded(app, api, other_api, other_user, available):
     token = share_token(api, available)
     page = other_api.get(f"/s/{token}").get_data(as_text=True)
-    csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    csrf = form_token(page)
     other_api.client.post(f"/s/{token}/report", data={"reason": "not ok at all", "csrf_token": csrf})
     assert db.session.scalar(select(Report)).reporter_id == other_user.id
 
