@@ -23,6 +23,9 @@ class PreconditionFailed(StorageError):
     """The object changed since it was read (ETag no longer matches)."""
 
 
+#: Seconds a readiness probe gives the bucket to answer.
+PROBE_TIMEOUT = 2
+
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
 
 
@@ -70,11 +73,11 @@ class Storage:
             secret_key=config["S3_SECRET_ACCESS_KEY"],
         )
 
-    def probe(self, timeout):
-        """Raise StorageError unless the bucket answers a HEAD within timeout seconds (no retries)."""
+    def probe(self):
+        """Raise StorageError unless the bucket answers a HEAD within PROBE_TIMEOUT seconds (no retries)."""
         with self._probe_lock:
             if self._probe_client is None:
-                self._probe_client = self._make_client(connect_timeout=timeout, read_timeout=timeout,
+                self._probe_client = self._make_client(connect_timeout=PROBE_TIMEOUT, read_timeout=PROBE_TIMEOUT,
                                                        retries={"max_attempts": 1, "mode": "standard"})
         try:
             self._probe_client.head_bucket(Bucket=self.bucket)
