@@ -66,6 +66,7 @@ def load_config(env_name=None, environ=None):
     if num("UPLOAD_URL_TTL", 600) > 900 or num("DOWNLOAD_URL_TTL", 120) > 300:
         raise ConfigError("upload URLs must expire within 900 s and download URLs within 300 s")
     redis_url = get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    max_upload = num("MAX_UPLOAD_BYTES", 512 * MiB)
     return {
         "ENV_NAME": env_name,
         "TESTING": env_name == "testing",
@@ -84,8 +85,13 @@ def load_config(env_name=None, environ=None):
         "SCANNER": get("SCANNER", "clamd"),
         "CLAMD_URL": get("CLAMD_URL", "tcp://127.0.0.1:3310"),
         "CLAMD_TIMEOUT": float(get("CLAMD_TIMEOUT", "30")),
+        # the largest file the configured clamd really reads whole (its MaxFileSize, MaxScanSize and
+        # StreamMaxLength); larger files are refused, and `flask scanner check` proves the figure
+        "SCANNER_MAX_BYTES": num("SCANNER_MAX_BYTES", max_upload),
+        # address space one scan job may use before it fails (counted against the upload)
+        "SCAN_MEMORY_LIMIT": num("SCAN_MEMORY_LIMIT", 2048 * MiB),
         # Limits
-        "MAX_UPLOAD_BYTES": num("MAX_UPLOAD_BYTES", 512 * MiB),
+        "MAX_UPLOAD_BYTES": max_upload,
         "DEFAULT_QUOTA_BYTES": num("DEFAULT_QUOTA_BYTES", 2048 * MiB),
         "MULTIPART_THRESHOLD": num("MULTIPART_THRESHOLD", 64 * MiB),
         "MULTIPART_PART_SIZE": num("MULTIPART_PART_SIZE", 16 * MiB),
@@ -102,6 +108,11 @@ def load_config(env_name=None, environ=None):
         "ZIP_MAX_ENTRIES": num("ZIP_MAX_ENTRIES", 10_000),
         "ZIP_MAX_TOTAL_BYTES": num("ZIP_MAX_TOTAL_BYTES", 1024 * MiB),
         "ZIP_MAX_RATIO": num("ZIP_MAX_RATIO", 100),
+        # refused from the end-of-central-directory record, before the directory is parsed
+        "ZIP_MAX_DIRECTORY_BYTES": num("ZIP_MAX_DIRECTORY_BYTES", 4 * MiB),
+        # PDF inspection budget: objects visited and seconds spent before a PDF is refused
+        "PDF_MAX_OBJECTS": num("PDF_MAX_OBJECTS", 200_000),
+        "PDF_CHECK_SECONDS": float(get("PDF_CHECK_SECONDS", "10")),
         "ALLOWED_TYPES": _allowed_types(env),
         "FILES_PER_PAGE": num("FILES_PER_PAGE", 25),
         "SCAN_JOB_RETRIES": num("SCAN_JOB_RETRIES", 5),
@@ -138,6 +149,16 @@ def load_config(env_name=None, environ=None):
         "PRESIGN_LIMIT": get("PRESIGN_LIMIT", "60 per minute"),
         "DOWNLOAD_LIMIT": get("DOWNLOAD_LIMIT", "30 per minute"),
         "MAX_PENDING_UPLOADS": num("MAX_PENDING_UPLOADS", 50),
+        "REGISTER_LIMIT_PER_IP": get("REGISTER_LIMIT_PER_IP", "10 per hour"),
+        # "open": anyone may sign up; "closed": only admins make accounts
+        "REGISTRATION": get("REGISTRATION", "open"),
+        # sessions end after this long without a request, and this long after login whatever happens
+        "SESSION_IDLE_TIMEOUT": num("SESSION_IDLE_TIMEOUT", 12 * 3600),
+        "SESSION_MAX_AGE": num("SESSION_MAX_AGE", 7 * 24 * 3600),
+        # reverse proxies in front of the app whose X-Forwarded-* headers are trusted (0: none)
+        "TRUSTED_PROXY_HOPS": num("TRUSTED_PROXY_HOPS", 0),
+        # /readyz answers from a cache this fresh, so a flood cannot exhaust clamd's connections
+        "READYZ_CACHE_SECONDS": float(get("READYZ_CACHE_SECONDS", "2")),
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
         # "json" (one object per line), "text", or "none" to leave logging alone (the tests)
         "LOG_FORMAT": get("LOG_FORMAT", {"production": "json", "development": "text"}.get(env_name, "none")),

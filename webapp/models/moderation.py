@@ -85,13 +85,16 @@ class AuditEvent(db.Model):
     ip: Mapped[str | None] = mapped_column(String(45))
 
 
-# Append-only in the database itself, not just in the app: UPDATE and DELETE are refused.
+# Append-only in the database itself, not just in the app: UPDATE, DELETE and TRUNCATE are refused
+# (SQLite has no TRUNCATE).
 _APPEND_ONLY = {
     "postgresql": [
         """CREATE OR REPLACE FUNCTION audit_events_append_only() RETURNS trigger AS $$
            BEGIN RAISE EXCEPTION 'audit_events is append-only'; END; $$ LANGUAGE plpgsql""",
         """CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE ON audit_events
            FOR EACH ROW EXECUTE FUNCTION audit_events_append_only()""",
+        """CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events
+           FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only()""",
     ],
     "sqlite": [
         """CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events

@@ -2,7 +2,7 @@
 import enum
 import secrets
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp.extensions import db
@@ -78,6 +78,8 @@ class Upload(db.Model):
     job_id: Mapped[str | None] = mapped_column(String(64))
     #: scans that crashed, timed out or failed for a reason other than a dependency being down
     scan_failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    #: accepted while scanning was switched off (SCANNER=disabled): scanned once a scanner is configured
+    unscanned: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
     created_at = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     updated_at = mapped_column(UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow)
     #: when a pending upload stops accepting bytes
@@ -110,6 +112,7 @@ class Upload(db.Model):
             "sha256": self.sha256,
             "created_at": self.created_at.isoformat() if self.created_at else None,
             "scanned_at": self.scanned_at.isoformat() if self.scanned_at else None,
+            "unscanned": self.unscanned,
         }
 
     def __repr__(self):

@@ -1,0 +1,51 @@
+"""scanner edges: uploads accepted unscanned, scanner checks, audit log refuses TRUNCATE
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-12-01 04:30:00
+
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+# revision identifiers, used by Alembic.
+revision = '0004'
+down_revision = '0003'
+branch_labels = None
+depends_on = None
+
+# Kept in step with webapp/models/moderation.py.
+NO_TRUNCATE = """CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events
+           FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only()"""
+
+
+def upgrade():
+    with op.batch_alter_table('uploads', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('unscanned', sa.Boolean(), server_default=sa.false(), nullable=False))
+
+    op.create_table('scanner_checks',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('checked_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('ok', sa.Boolean(), nullable=False),
+    sa.Column('max_bytes', sa.BigInteger(), nullable=False),
+    sa.Column('reply', sa.String(length=255), nullable=True),
+    sa.Column('version', sa.String(length=255), nullable=True),
+    sa.Column('seconds', sa.Float(), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_scanner_checks'))
+    )
+    with op.batch_alter_table('scanner_checks', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_scanner_checks_checked_at'), ['checked_at'], unique=False)
+
+    if op.get_bind().dialect.name == 'postgresql':
+        op.execute(NO_TRUNCATE)
+
+
+def downgrade():
+    if op.get_bind().dialect.name == 'postgresql':
+        op.execute("DROP TRIGGER audit_events_no_truncate ON audit_events")
+    with op.batch_alter_table('scanner_checks', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_scanner_checks_checked_at'))
+    op.drop_table('scanner_checks')
+    with op.batch_alter_table('uploads', schema=None) as batch_op:
+        batch_op.drop_column('unscanned')
