@@ -6,6 +6,11 @@ export FLASK_APP := wsgi
 
 .PHONY: run test venv dev-venv lint bench bench-load clean
 
+# Each command names its environment: with none, the app runs as production and refuses to start
+# without its settings.
+run bench bench-load: export SATCHEL_ENV ?= development
+test: export SATCHEL_ENV = testing
+
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -29,12 +34,17 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-run: venv
+# The Debian packages first (installed when missing and possible, or the command that would is shown).
+run:
+	@scripts/system-packages.sh run
+	@$(MAKE) --no-print-directory venv
 	@mkdir -p instance
 	$(BIN)/flask db upgrade
 	$(BIN)/python -m webapp.devstack
 
-test: dev-venv node_modules/.installed
+test:
+	@scripts/system-packages.sh test
+	@$(MAKE) --no-print-directory dev-venv node_modules/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: dev-venv

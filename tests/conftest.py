@@ -16,6 +16,9 @@ from webapp.queue import QUEUE_NAMES, get_queue, get_redis
 from webapp.services.accounts import create_user
 from webapp.storage import get_storage
 
+# Processes the tests start name their environment too; with none, the app would run as production.
+os.environ.setdefault("SATCHEL_ENV", "testing")
+
 RESOURCES = Path(__file__).parent / "resources"
 PASSWORD = "correct horse battery staple"
 

@@ -1,5 +1,6 @@
 """Configuration read from environment variables, with dev/test/production defaults."""
 import os
+import secrets
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,7 +23,15 @@ DEFAULT_ALLOWED_TYPES = {
 }
 
 #: Settings every production deployment must provide.
-REQUIRED_IN_PRODUCTION = ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "S3_BUCKET")
+REQUIRED_IN_PRODUCTION = ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "S3_BUCKET", "CLAMD_URL")
+
+#: The environments; production is the default, so a deployment that names none fails closed.
+ENVIRONMENTS = ("development", "testing", "production")
+
+#: Shortest SECRET_KEY production accepts (32 random bytes, hex- or base64-encoded, are longer).
+MIN_SECRET_KEY_LENGTH = 32
+#: Keys that have been printed in this repository: never accepted in production.
+PUBLIC_SECRET_KEYS = {"dev-only-secret-not-for-production"}
 
 
 class ConfigError(RuntimeError):
@@ -42,12 +51,35 @@ def _allowed_types(env):
     return {t: DEFAULT_ALLOWED_TYPES.get(t, "bin") for t in types}
 
 
+def development_secret_key():
+    """A random key kept in instance/secret_key, made on first use: never one printed in the code."""
+    path = INSTANCE / "secret_key"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        INSTANCE.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_hex(32)
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+            out.write(key)
+        return key
+
+
+def _secret_key(env_name, configured):
+    if configured:
+        if env_name == "production" and (len(configured) < MIN_SECRET_KEY_LENGTH or configured in PUBLIC_SECRET_KEYS):
+            raise ConfigError(f"SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters of random data")
+        return configured
+    if env_name == "development":
+        return development_secret_key()
+    return secrets.token_hex(32)  # testing: a new key per process
+
+
 def load_config(env_name=None, environ=None):
-    """Build the settings dict for env_name (default: $SATCHEL_ENV or development)."""
+    """Build the settings dict for env_name (default: $SATCHEL_ENV, else production)."""
     env = os.environ if environ is None else environ
-    env_name = env_name or _env(env, "SATCHEL_ENV", "development")
-    if env_name not in ("development", "testing", "production"):
-        raise ConfigError(f"unknown SATCHEL_ENV {env_name!r}")
+    env_name = env_name or _env(env, "SATCHEL_ENV", "production")
+    if env_name not in ENVIRONMENTS:
+        raise ConfigError(f"unknown SATCHEL_ENV {env_name!r} (one of {', '.join(ENVIRONMENTS)})")
     dev = env_name != "production"
 
     def get(name, default=None):
@@ -59,7 +91,8 @@ def load_config(env_name=None, environ=None):
     if env_name == "production":
         missing = [name for name in REQUIRED_IN_PRODUCTION if not get(name)]
         if missing:
-            raise ConfigError("production needs these environment variables: " + ", ".join(missing))
+            raise ConfigError("production needs these environment variables: " + ", ".join(missing)
+                              + " (or SATCHEL_ENV=development to run on local defaults)")
         if get("SCANNER", "clamd") != "clamd":
             raise ConfigError("scanning cannot be disabled in production")
 
@@ -70,7 +103,7 @@ def load_config(env_name=None, environ=None):
     return {
         "ENV_NAME": env_name,
         "TESTING": env_name == "testing",
-        "SECRET_KEY": get("SECRET_KEY", "dev-only-secret-not-for-production" if dev else None),
+        "SECRET_KEY": _secret_key(env_name, get("SECRET_KEY")),
         "SQLALCHEMY_DATABASE_URI": get("DATABASE_URL", f"sqlite:///{INSTANCE / 'satchel.db'}"),
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "REDIS_URL": redis_url,
