@@ -3,9 +3,9 @@ import re
 
 import pytest
 import requests
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from tests.conftest import Api, report, share_token
+from tests.conftest import Api, bucket_keys, report, share_token
 from webapp.extensions import db
 from webapp.localservices import EICAR
 from webapp.models import AuditEvent, BlockedHash, Report, Share, Upload, User
@@ -123,15 +123,40 @@ def test_approve_a_false_positive_makes_it_available(app, api, admin_api, quaran
     assert quarantined not in admin_api.get("/admin/moderation").get_data(as_text=True)
 
 
-def test_approve_refuses_bytes_rewritten_after_the_scan(app, api, admin_api, quarantined):
+def test_approve_serves_the_scanned_copy_not_bytes_rewritten_since(app, api, admin_api, quarantined):
     from webapp.storage import get_storage
 
-    get_storage().put(fresh(Upload, quarantined).incoming_key, b"X" * len(EICAR), "text/plain")
+    upload = fresh(Upload, quarantined)
+    assert upload.file_key and upload.file_key in bucket_keys(app, "files/")  # the scanned copy, kept
+    get_storage().put(upload.incoming_key, b"X" * len(EICAR), "text/plain")  # through a still-valid URL
+    response = admin_api.form_post(f"/admin/moderation/{quarantined}/approve", {"reason": "looks fine"})
+    assert response.status_code == 302
+    assert fresh(Upload, quarantined).status == "available"
+    served = requests.get(api.get(f"/files/{quarantined}/download").headers["Location"], timeout=10).content
+    assert served == EICAR
+
+
+def test_approve_of_a_file_quarantined_without_a_kept_copy_proves_its_bytes(app, api, admin_api, quarantined):
+    # Files quarantined before scanned copies were kept have only the browser's object.
+    from webapp.storage import get_storage
+
+    upload = fresh(Upload, quarantined)
+    storage = get_storage()
+    storage.put(upload.incoming_key, EICAR, "text/plain")
+    storage.delete(upload.file_key)
+    db.session.execute(update(Upload).where(Upload.id == quarantined).values(file_key=None))
+    db.session.commit()
+    storage.put(upload.incoming_key, b"X" * len(EICAR), "text/plain")
     response = admin_api.form_post(f"/admin/moderation/{quarantined}/approve", {"reason": "looks fine"})
     assert response.status_code == 302
     assert fresh(Upload, quarantined).status == "quarantined"
     assert "no longer the ones scanned" in admin_api.get("/admin/moderation").get_data(as_text=True)
-    assert events("approve") == []
+    assert events("approve") == [] and bucket_keys(app, "files/") == []
+
+    storage.put(upload.incoming_key, EICAR, "text/plain")  # the scanned bytes: approved, and served
+    admin_api.form_post(f"/admin/moderation/{quarantined}/approve", {"reason": "looks fine"})
+    assert fresh(Upload, quarantined).status == "available"
+    assert requests.get(api.get(f"/files/{quarantined}/download").headers["Location"], timeout=10).content == EICAR
 
 
 def test_approving_the_scanner_flag_does_not_skip_the_other_checks(app, api, admin_api, run_worker):
@@ -367,21 +392,20 @@ def test_approve_refuses_blocked_bytes(app, api, admin_api, quarantined):
 def test_a_block_during_a_scan_takes_the_file_down(app, api, run_worker, monkeypatch):
     import hashlib
 
-    from tests.conftest import bucket_keys
-    from webapp.storage import Storage
+    from webapp.services import verification
 
     data = b"blocked while being scanned"
     upload_id = api.upload(data)
-    real_copy = Storage.copy
+    real_finish = verification._finish
 
-    def copy_then_block(self, *args):
+    def block_then_finish(*args, **values):
         # An admin blocks these bytes after the worker checked the list, before it promotes.
-        with app.app_context():
+        if values.get("status") == "available":
             db.session.add(BlockedHash(sha256=hashlib.sha256(data).hexdigest(), reason="race"))
             db.session.commit()
-        return real_copy(self, *args)
+        return real_finish(*args, **values)
 
-    monkeypatch.setattr(Storage, "copy", copy_then_block)
+    monkeypatch.setattr(verification, "_finish", block_then_finish)
     run_worker()
     upload = fresh(Upload, upload_id)
     assert (upload.status, upload.reason) == ("removed", "blocked_content")

@@ -323,22 +323,43 @@ def test_bytes_changed_between_scan_and_copy_are_scanned_again(app, api, run_wor
 
 
 def test_bytes_that_keep_changing_are_rejected(app, api, run_worker, monkeypatch):
+    # A store that honours CopySourceIfMatch refuses every copy of an object that keeps changing.
+    from webapp.storage import PreconditionFailed, Storage
+
+    upload_id = api.upload(b"0123456789")
+    url = get_storage().client.generate_presigned_url(
+        "put_object", Params={"Bucket": app.config["S3_BUCKET"], "Key": row(upload_id).incoming_key})
+    versions = iter(range(100))
+
+    def copy_after_rewrite(self, source, dest, if_match, content_type):
+        requests.put(url, data=b"%010d" % next(versions), timeout=10)
+        raise PreconditionFailed("the source changed")
+
+    monkeypatch.setattr(Storage, "copy", copy_after_rewrite)
+    run_worker()
+    assert api.status(upload_id)["reason"] == "modified_during_scan"
+    assert bucket_keys(app, "files/") == []
+
+
+def test_bytes_rewritten_before_the_copy_are_the_bytes_scanned_and_served(app, api, run_worker, monkeypatch):
+    # moto ignores CopySourceIfMatch: the rewrite is copied, and that copy is what is checked and served.
     from webapp.storage import Storage
 
     upload_id = api.upload(b"0123456789")
     url = get_storage().client.generate_presigned_url(
         "put_object", Params={"Bucket": app.config["S3_BUCKET"], "Key": row(upload_id).incoming_key})
     real_copy = Storage.copy
-    versions = iter(range(100))
 
     def copy_after_rewrite(self, source, dest, if_match, content_type):
-        requests.put(url, data=b"%010d" % next(versions), timeout=10)
+        requests.put(url, data=b"abcdefghij", timeout=10)
         return real_copy(self, source, dest, if_match, content_type)
 
     monkeypatch.setattr(Storage, "copy", copy_after_rewrite)
     run_worker()
-    assert api.status(upload_id)["reason"] == "modified_during_scan"
-    assert bucket_keys(app, "files/") == []
+    upload = row(upload_id)
+    assert upload.status == "available"
+    served = requests.get(api.get(f"/files/{upload_id}/download").headers["Location"], timeout=10).content
+    assert served == b"abcdefghij" and hashlib.sha256(served).hexdigest() == upload.sha256
 
 
 def test_completing_again_requeues_a_lost_scan(app, api, run_worker):

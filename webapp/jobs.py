@@ -52,6 +52,20 @@ def scan_upload(upload_id):
             db.session.remove()
 
 
+def rescan_upload(upload_id):
+    """Scan a file accepted while scanning was off; quarantine it if clamd flags it."""
+    from webapp.services.verification import rescan_upload as rescan
+
+    job = get_current_job()
+    with _logged(job, "rescan", upload_id=upload_id) as outcome, _app_context():
+        try:
+            status = rescan(upload_id)
+            outcome["result"] = status.value if status else "nothing to do"
+            return status.value if status else None
+        finally:
+            db.session.remove()
+
+
 def run_maintenance(task):
     """Run one maintenance task, then schedule its next run (even when this one failed)."""
     from webapp.queue import schedule_maintenance

@@ -65,19 +65,28 @@ def scan_job_status(upload_id):
 
 def enqueue_scan(upload_id, size):
     """Queue the scan of an upload unless one is already queued or running; False if Redis is down."""
-    job_id = f"scan-{upload_id}"
+    return _enqueue_upload_job("webapp.jobs.scan_upload", f"scan-{upload_id}", upload_id, size,
+                               f"scan upload {upload_id}")
+
+
+def enqueue_rescan(upload_id, size):
+    """Queue the malware scan of a file accepted while scanning was off; False if Redis is down."""
+    return _enqueue_upload_job("webapp.jobs.rescan_upload", f"rescan-{upload_id}", upload_id, size,
+                               f"scan unscanned upload {upload_id}")
+
+
+def _enqueue_upload_job(function, job_id, upload_id, size, description):
     queue = get_queue(SCANS)
     try:
         if _is_live(job_id, queue.connection):
             return True
         retries = current_app.config["SCAN_JOB_RETRIES"]
-        queue.enqueue("webapp.jobs.scan_upload", upload_id, job_id=job_id,
+        queue.enqueue(function, upload_id, job_id=job_id,
                       job_timeout=scan_job_timeout(size), result_ttl=3600, failure_ttl=7 * 86400,
                       retry=Retry(max=retries, interval=SCAN_RETRY_INTERVALS[:retries]),
-                      description=f"scan upload {upload_id}",
-                      meta={"request_id": logs.current().get("request_id")})
+                      description=description, meta={"request_id": logs.current().get("request_id")})
     except RedisError:
-        log.warning("redis unavailable: scan of %s left for the reconciler", upload_id)
+        log.warning("redis unavailable: %s left for the reconciler", job_id)
         return False
     return True
 

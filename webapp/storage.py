@@ -345,6 +345,11 @@ def file_key(user_id, upload_id, run, extension):
     return f"{FILES}/{user_id}/{upload_id}-{run}.{extension}"
 
 
+def run_key_prefixes(user_id, upload_id):
+    """The prefixes under which every scan run of an upload writes its copy and preview."""
+    return [f"{FILES}/{user_id}/{upload_id}-", f"{DERIVATIVES}/{user_id}/{upload_id}-"]
+
+
 def thumbnail_key(user_id, upload_id, run):
     """Where an image's re-encoded preview lives (unique per scan run)."""
     return f"{DERIVATIVES}/{user_id}/{upload_id}-{run}.png"

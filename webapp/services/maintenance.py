@@ -79,11 +79,48 @@ def requeue_stuck(now):
     return counts, 0
 
 
+def remove_late_writes(now):
+    """Objects under incoming/ that no upload on its way to a verdict needs: deleted at once.
+
+    A PUT URL stays valid for UPLOAD_URL_TTL whatever happens to its upload, so bytes can arrive
+    after the file was scanned, deleted or refused. They are never scanned or served, and go within
+    one run rather than after the orphan grace: an upload's row is committed before its URL exists,
+    so an object listed here without a live row can never gain one.
+    """
+    counts, reclaimed = {"late_writes_removed": 0}, 0
+    storage = store.get_storage()
+    listed = list(storage.list_objects(store.INCOMING + "/"))  # listed before the rows are read: see above
+    needed = set(db.session.scalars(select(Upload.incoming_key).where(
+        Upload.status.in_([UploadStatus.PENDING.value, *_IN_FLIGHT])
+        # quarantined before scanned copies were kept: the browser's object is still the evidence
+        | ((Upload.status == UploadStatus.QUARANTINED.value) & Upload.file_key.is_(None)))))
+    for item in listed:
+        if item["key"] not in needed:
+            storage.delete(item["key"])
+            counts["late_writes_removed"] += 1
+            reclaimed += item["size"]
+    return counts, reclaimed
+
+
+def rescan_unscanned(now):
+    """Files accepted while scanning was off: queue their malware scan once a scanner is configured."""
+    counts = {"queued": 0}
+    if current_app.config["SCANNER"] != "clamd":
+        return counts, 0
+    rows = db.session.execute(select(Upload.id, Upload.size).where(
+        Upload.status == UploadStatus.AVAILABLE.value, Upload.unscanned.is_(True)).limit(BATCH)).all()
+    for upload_id, size in rows:
+        if queue.enqueue_rescan(upload_id, size):
+            counts["queued"] += 1
+    return counts, 0
+
+
 def _referenced_keys(prefix):
     column = {store.INCOMING: Upload.incoming_key, store.FILES: Upload.file_key,
               store.DERIVATIVES: Upload.thumbnail_key}[prefix]
+    # Quarantined files keep their scanned copy under files/ (older ones, the browser's object).
     live = (UploadStatus.PENDING, UploadStatus.UPLOADED, UploadStatus.SCANNING, UploadStatus.QUARANTINED) \
-        if prefix == store.INCOMING else (UploadStatus.AVAILABLE,)
+        if prefix == store.INCOMING else (UploadStatus.AVAILABLE, UploadStatus.QUARANTINED)
     return set(db.session.scalars(select(column).where(
         column.is_not(None), Upload.status.in_([s.value for s in live]))))
 
@@ -147,6 +184,8 @@ TASKS = {
     "requeue_stuck": requeue_stuck,
     "sweep_orphans": sweep_orphans,
     "purge_removed": purge_removed,
+    "remove_late_writes": remove_late_writes,
+    "rescan_unscanned": rescan_unscanned,
 }
 
 

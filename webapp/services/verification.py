@@ -174,45 +174,47 @@ def verify_upload(upload_id, job_id=None):
 def _run_pipeline(upload, token):
     config = current_app.config
     storage = store.get_storage()
+    held = {}  # the keys this run wrote: the scanned copy, then the preview
     try:
-        values = _inspect(upload, storage, config, token)
+        values = _inspect(upload, storage, config, token, held)
     except Verdict as verdict:
-        if _finish(upload.id, token, status=verdict.status.value, reason=verdict.reason,
-                   **verdict.values) and verdict.status == UploadStatus.REJECTED:
-            # Refused bytes are never needed again; quarantined ones stay for moderation.
-            storage.delete(upload.incoming_key)
+        # A quarantined file keeps its scanned copy, unserved, for a moderator to approve or remove.
+        keep = verdict.status == UploadStatus.QUARANTINED and held.get("file_key")
+        if keep:
+            verdict.values["file_key"] = keep
+        finished = _finish(upload.id, token, status=verdict.status.value, reason=verdict.reason, **verdict.values)
+        storage.delete(*(k for k in held.values() if not (finished and k == keep)))
+        if finished:
+            storage.delete(upload.incoming_key)  # the verdict is on the copy: the original is not needed
+            _remove_other_runs(upload, storage, keep=[keep])
         log.info("upload %s %s: %s", upload.id, verdict.status.value, verdict.reason)
         return verdict.status
-    except store.PreconditionFailed:
-        raise ObjectChanged() from None
-    except store.ObjectMissing:
-        _finish(upload.id, token, status=UploadStatus.REJECTED.value, reason="object_missing")
-        return UploadStatus.REJECTED
+    except BaseException as exc:
+        storage.delete(*held.values())
+        if isinstance(exc, store.PreconditionFailed):
+            raise ObjectChanged() from None
+        if isinstance(exc, store.ObjectMissing):
+            _finish(upload.id, token, status=UploadStatus.REJECTED.value, reason="object_missing")
+            return UploadStatus.REJECTED
+        raise
 
-    extension = config["ALLOWED_TYPES"][values["detected_type"]]
-    # Each run promotes to a key of its own, so a run that lost the row (a duplicate delivery,
-    # a delete) can never overwrite what the winning run promoted: it removes only its own copy.
-    dest = store.file_key(upload.user_id, upload.id, token, extension)
-    own_keys = [dest, values.get("thumbnail_key")]
-    try:
-        new_etag = storage.copy(upload.incoming_key, dest, values["etag"], values["detected_type"])
-    except (store.PreconditionFailed, store.ObjectMissing):
-        storage.delete(*own_keys)
-        raise ObjectChanged() from None
-    if values["etag"] != new_etag and "-" not in values["etag"]:
-        # Endpoints that ignore CopySourceIfMatch: the copy must still be the bytes we scanned.
-        storage.delete(*own_keys)
-        raise ObjectChanged()
-    values.update(status=UploadStatus.AVAILABLE.value, file_key=dest, reason=None)
+    values.update(status=UploadStatus.AVAILABLE.value, reason=None)
     if not _finish(upload.id, token, **values):
-        storage.delete(*own_keys)
+        storage.delete(*held.values())  # another run owns the row now
         return None
     storage.delete(upload.incoming_key)
+    _remove_other_runs(upload, storage, keep=list(held.values()))
     if is_blocked(values["sha256"]):
         # A moderator blocked these bytes while this scan ran (after its check): take it down.
-        _take_down_blocked(upload.id, own_keys)
+        _take_down_blocked(upload.id, list(held.values()))
         return UploadStatus.REMOVED
     return UploadStatus.AVAILABLE
+
+
+def _remove_other_runs(upload, storage, keep):
+    """Delete what earlier runs of this upload wrote and left behind (a run killed mid-scan)."""
+    for prefix in store.run_key_prefixes(upload.user_id, upload.id):
+        storage.delete(*(key for key in storage.list_keys(prefix) if key not in keep))
 
 
 def is_blocked(sha256):
@@ -229,26 +231,52 @@ def _take_down_blocked(upload_id, keys):
         store.get_storage().delete(*keys)
 
 
-def _inspect(upload, storage, config, token):
-    """Run every check on the incoming object; returns the columns to set, or raises Verdict."""
-    head = storage.head(upload.incoming_key)
-    etag = head["etag"]
-    if head["size"] > config["MAX_UPLOAD_BYTES"]:
+def _check_size(size, upload, config):
+    """Refuse an object whose size is not the one signed, or over the limits."""
+    if size > config["MAX_UPLOAD_BYTES"]:
         raise _reject("too_large")
-    if head["size"] != upload.size:
+    if size != upload.size:
         raise _reject("size_mismatch")
 
-    first = storage.read_range(upload.incoming_key, 0, SNIFF_BYTES, etag=etag)
-    detected = sniff_type(first)
+
+def _check_type(first_bytes, upload, config):
+    """The allowed type libmagic finds in the first bytes, consistent with the declared one."""
+    detected = sniff_type(first_bytes)
     if detected not in config["ALLOWED_TYPES"]:
         raise Verdict(UploadStatus.REJECTED, "type_not_allowed", detected_type=detected[:127])
     if not types_consistent(upload.declared_type, detected):
         raise Verdict(UploadStatus.REJECTED, "type_mismatch", detected_type=detected[:127])
-    detected = effective_type(upload.declared_type, detected)
+    return effective_type(upload.declared_type, detected)
+
+
+def _hold_copy(upload, storage, config, token, held):
+    """Copy the upload to a key no upload URL can write; returns (key, its HEAD, detected type).
+
+    Every later check reads this copy, and serving it is what promotion means: the bytes served are
+    exactly the bytes scanned, whatever the browser writes to incoming/ meanwhile. An ETag is an MD5
+    that a same-length collision can match, so no comparison of ETags could promise that.
+    """
+    head = storage.head(upload.incoming_key)
+    _check_size(head["size"], upload, config)  # cheap refusals before any copy
+    detected = _check_type(storage.read_range(upload.incoming_key, 0, SNIFF_BYTES, etag=head["etag"]),
+                           upload, config)
+    key = held["file_key"] = store.file_key(upload.user_id, upload.id, token, config["ALLOWED_TYPES"][detected])
+    storage.copy(upload.incoming_key, key, head["etag"], detected)
+    head = storage.head(key)
+    _check_size(head["size"], upload, config)
+    if _check_type(storage.read_range(key, 0, SNIFF_BYTES, etag=head["etag"]), upload, config) != detected:
+        raise ObjectChanged()  # rewritten between the first look and the copy: its key has the wrong type
+    return key, head, detected
+
+
+def _inspect(upload, storage, config, token, held):
+    """Run every check on a private copy of the upload; returns the columns to set, or raises Verdict."""
+    key, head, detected = _hold_copy(upload, storage, config, token, held)
+    etag = head["etag"]
 
     if detected == "application/zip":
         try:
-            check_zip(storage.open_ranged(upload.incoming_key, head["size"], etag), config["ZIP_MAX_ENTRIES"],
+            check_zip(storage.open_ranged(key, head["size"], etag), config["ZIP_MAX_ENTRIES"],
                       config["ZIP_MAX_TOTAL_BYTES"], config["ZIP_MAX_RATIO"])
         except ArchiveRejected as exc:
             raise Verdict(UploadStatus.REJECTED, exc.reason, detected_type=detected) from None
@@ -266,7 +294,7 @@ def _inspect(upload, storage, config, token):
 
     def chunks():
         nonlocal received
-        for chunk in storage.iter_chunks(upload.incoming_key, etag=etag):
+        for chunk in storage.iter_chunks(key, etag=etag):
             received += len(chunk)
             digest.update(chunk)
             if held_bytes is not None:
@@ -284,20 +312,25 @@ def _inspect(upload, storage, config, token):
         for _ in chunks():
             pass
     if received != head["size"]:
-        raise ObjectChanged()
+        raise store.StorageError("the object's stream ended early")
 
-    values = {"etag": etag, "sha256": digest.hexdigest(), "detected_type": detected}
+    values = {"etag": etag, "sha256": digest.hexdigest(), "detected_type": detected,
+              # accepted without a malware scan (SCANNER=disabled): scanned once a scanner is configured
+              "unscanned": config["SCANNER"] != "clamd"}
     if is_blocked(values["sha256"]):
         # Before the malware verdict: blocked bytes are refused outright, never queued for approval.
         raise Verdict(UploadStatus.REJECTED, "blocked_content", signature=signature and signature[:255], **values)
     if signature:
-        # Kept with its hash and ETag: a moderator may approve it, or block the content.
+        # Kept with its hash: a moderator may approve it, or block the content.
         raise Verdict(UploadStatus.QUARANTINED, "malware", signature=signature[:255], **values)
     try:
         values["thumbnail_key"] = _content_checks(upload, detected, held_bytes, storage, config, token)
     except Verdict as verdict:
         verdict.values.update(values)
         raise
+    if values["thumbnail_key"]:
+        held["thumbnail_key"] = values["thumbnail_key"]
+    values["file_key"] = key
     return values
 
 
@@ -323,44 +356,91 @@ def _content_checks(upload, detected, data, storage, config, run):
     return key
 
 
-def promote_quarantined(upload_id):
-    """Serve a quarantined upload a moderator judged clean: copy the scanned bytes to files/.
+def rescan_upload(upload_id):
+    """Malware-scan an available file that was accepted while scanning was off.
 
-    The copy is conditioned on the ETag that was scanned; bytes rewritten since are refused
-    (ObjectChanged) rather than served.
+    Clean: it is marked scanned. Flagged, or not read whole: it is quarantined (unserved, kept for a
+    moderator). Returns the status it ends in, or None if there was nothing to do.
     """
     upload = db.session.get(Upload, upload_id)
-    if upload is None or upload.status != UploadStatus.QUARANTINED.value or not upload.etag:
+    config = current_app.config
+    if (upload is None or not upload.unscanned or upload.status != UploadStatus.AVAILABLE.value
+            or config["SCANNER"] != "clamd"):
+        return None
+    digest = hashlib.sha256()
+
+    def chunks():
+        for chunk in store.get_storage().iter_chunks(upload.file_key):
+            digest.update(chunk)
+            yield chunk
+
+    client = ClamdClient(config["CLAMD_URL"], timeout=config["CLAMD_TIMEOUT"])
+    try:
+        signature, reason = client.scan_stream(chunks()), "malware"
+    except ScanIncomplete:
+        signature, reason = None, "scan_incomplete"
+    if digest.hexdigest() != upload.sha256:
+        raise store.StorageError("the stored file is not the one accepted")
+    values = {"unscanned": False, "scanned_at": utcnow(), "updated_at": utcnow()}
+    status = UploadStatus.AVAILABLE
+    if signature or reason != "malware":
+        status = UploadStatus.QUARANTINED
+        values.update(status=status.value, reason=reason, signature=signature and signature[:255])
+    result = db.session.execute(
+        update(Upload).where(Upload.id == upload_id, Upload.status == UploadStatus.AVAILABLE.value,
+                             Upload.unscanned.is_(True)).values(**values))
+    if result.rowcount:
+        audit.record("scan_verdict", None, "upload", upload_id, reason=values.get("reason"),
+                     details={"status": status.value, "job_id": logs.current().get("job_id"), "rescan": True})
+    db.session.commit()
+    return status if result.rowcount else None
+
+
+def promote_quarantined(upload_id):
+    """Serve a quarantined upload a moderator judged clean: the scanned copy becomes available.
+
+    The checks the malware verdict pre-empted run first (a Verdict raised here means the file cannot
+    be approved). Uploads quarantined before scanned copies were kept still have only the browser's
+    object: it is copied, and its SHA-256 must be the one scanned (ObjectChanged otherwise).
+    """
+    upload = db.session.get(Upload, upload_id)
+    if upload is None or upload.status != UploadStatus.QUARANTINED.value or not upload.sha256:
         return False
     config = current_app.config
     storage = store.get_storage()
     run = secrets.token_hex(8)
-    # The malware verdict came first, so the checks after it never ran: run them now (a Verdict
-    # raised here means the file cannot be approved, whatever the scanner's flag was).
-    data = None
-    if upload.detected_type in RASTER_IMAGES or upload.detected_type == "application/pdf":
-        try:
-            data = b"".join(storage.iter_chunks(upload.incoming_key, etag=upload.etag))
-        except (store.PreconditionFailed, store.ObjectMissing):
-            raise ObjectChanged() from None
-    thumbnail_key = _content_checks(upload, upload.detected_type, data, storage, config, run)
-    extension = config["ALLOWED_TYPES"].get(upload.detected_type, "bin")
-    dest = store.file_key(upload.user_id, upload.id, run, extension)
-    own_keys = [dest, thumbnail_key]
+    own_keys = []
     try:
-        new_etag = storage.copy(upload.incoming_key, dest, upload.etag, upload.detected_type)
-    except (store.PreconditionFailed, store.ObjectMissing):
+        key = upload.file_key or _copy_scanned_bytes(upload, storage, config, run, own_keys)
+        data = None
+        if upload.detected_type in RASTER_IMAGES or upload.detected_type == "application/pdf":
+            data = b"".join(storage.iter_chunks(key))
+        own_keys.append(_content_checks(upload, upload.detected_type, data, storage, config, run))
+        result = db.session.execute(
+            update(Upload).where(Upload.id == upload_id, Upload.status == UploadStatus.QUARANTINED.value)
+            .values(status=UploadStatus.AVAILABLE.value, file_key=key, thumbnail_key=own_keys[-1],
+                    reason="approved_by_moderator", updated_at=utcnow()))
+    except BaseException:
         storage.delete(*own_keys)
-        raise ObjectChanged() from None
-    if new_etag != upload.etag and "-" not in upload.etag:
-        storage.delete(*own_keys)
-        raise ObjectChanged()
-    result = db.session.execute(
-        update(Upload).where(Upload.id == upload_id, Upload.status == UploadStatus.QUARANTINED.value)
-        .values(status=UploadStatus.AVAILABLE.value, file_key=dest, thumbnail_key=thumbnail_key,
-                reason="approved_by_moderator", updated_at=utcnow()))
+        raise
     if not result.rowcount:
         db.session.rollback()
         storage.delete(*own_keys)
         return False
     return True
+
+
+def _copy_scanned_bytes(upload, storage, config, run, own_keys):
+    """Copy the browser's object to a private key and prove by SHA-256 that it holds the scanned bytes."""
+    key = store.file_key(upload.user_id, upload.id, run, config["ALLOWED_TYPES"].get(upload.detected_type, "bin"))
+    own_keys.append(key)
+    try:
+        storage.copy(upload.incoming_key, key, upload.etag, upload.detected_type)
+    except (store.PreconditionFailed, store.ObjectMissing):
+        raise ObjectChanged() from None
+    digest = hashlib.sha256()
+    for chunk in storage.iter_chunks(key):
+        digest.update(chunk)
+    if digest.hexdigest() != upload.sha256:
+        raise ObjectChanged()
+    return key
