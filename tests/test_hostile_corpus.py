@@ -144,7 +144,7 @@ def assert_nothing_served(scan, expected):
         assert response.status_code == 404 and "Location" not in response.headers
     if expected.status == "quarantined":
         assert scan.info["signature"].startswith(expected.signature)
-        assert [key.split("/")[0] for key in scan.keys] == ["incoming"]  # kept unserved for a moderator
+        assert [key.split("/")[0] for key in scan.keys] == ["files"]  # the scanned copy, kept unserved for a moderator
     else:
         assert scan.keys == []  # no object left anywhere
 
