@@ -10,6 +10,7 @@ from flask_login import FlaskLoginClient
 from rq import SimpleWorker
 
 from webapp import create_app, localservices
+from webapp.auth.sessions import stamp
 from webapp.extensions import db, limiter
 from webapp.localservices import EICAR
 from webapp.queue import QUEUE_NAMES, get_queue, get_redis
@@ -58,7 +59,16 @@ def make_config(services, **overrides):
 
 
 class Client(FlaskLoginClient):
-    """A test client whose requests each run in their own app context, as in production."""
+    """A test client whose requests each run in their own app context, as in production.
+
+    test_client(user=...) signs the user in as a login does, session lifetimes included.
+    """
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, user=user, **kwargs)
+        if user is not None:
+            with self.session_transaction() as session:
+                stamp(session)
 
     def open(self, *args, **kwargs):
         with self.application.app_context():

@@ -138,6 +138,7 @@ class TcpProxy:
         self.listener = None
         self.port = None
         self.links = []
+        self.accepted = 0  # connections forwarded so far
         self.lock = threading.Lock()
         self.restore()
 
@@ -185,6 +186,7 @@ class TcpProxy:
                 continue
             with self.lock:
                 self.links += [client, upstream]
+                self.accepted += 1
             threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
 
     def _pump(self, a, b):

@@ -5,7 +5,8 @@ import pytest
 import requests
 from sqlalchemy import select, update
 
-from tests.conftest import Api, bucket_keys, report, share_token
+from tests.conftest import PASSWORD, Api, bucket_keys, report, share_token
+from tests.test_auth import login
 from webapp.extensions import db
 from webapp.localservices import EICAR
 from webapp.models import AuditEvent, BlockedHash, Report, Share, Upload, User
@@ -15,6 +16,7 @@ ADMIN_PAGES = ["/admin", "/admin/moderation", "/admin/users", "/admin/audit", "/
 ADMIN_ACTIONS = [
     "/admin/moderation/{upload}/approve", "/admin/moderation/{upload}/remove", "/admin/moderation/{upload}/block",
     "/admin/users/{user}/ban", "/admin/users/{user}/unban", "/admin/users/{user}/quota", "/admin/jobs/scan-x/retry",
+    "/admin/users/new",
 ]
 
 
@@ -56,7 +58,7 @@ def test_pages_send_anonymous_to_login_and_refuse_users(app, api, admin_api, url
 @pytest.mark.parametrize("url", ADMIN_ACTIONS)
 def test_actions_are_guarded_and_need_csrf(app, api, admin_api, user, available, url):
     url = url.format(upload=available, user=user.id)
-    data = {"reason": "testing the guard", "quota_mb": "5"}
+    data = {"reason": "testing the guard", "quota_mb": "5", "email": "guard@example.com", "password": PASSWORD}
     assert app.test_client().post(url, data=data).status_code in (302, 400)  # CSRF first, then login
     assert api.form_post(url, data).status_code == 403
     no_csrf = admin_api.client.post(url, data=data)
@@ -65,6 +67,7 @@ def test_actions_are_guarded_and_need_csrf(app, api, admin_api, user, available,
     assert fresh(Upload, available).status == "available"
     assert not fresh(User, user.id).is_banned
     assert events("ban") == [] and events("remove") == [] and events("quota_changed") == []
+    assert db.session.scalar(select(User).where(User.email == "guard@example.com")) is None
 
 
 def test_admin_routes_never_accept_get_for_actions(admin_api, available):
@@ -271,6 +274,52 @@ def test_users_search_treats_wildcards_literally(admin_api, make_user):
     make_user("plain@example.com")
     html = admin_api.get("/admin/users?q=%25").get_data(as_text=True)
     assert "plain@example.com" not in html
+
+
+class TestMakingAccounts:
+    """Admins make accounts on /admin/users (the way in when sign-up is closed), audited as theirs."""
+
+    @pytest.fixture
+    def app_config(self):
+        return {"REGISTRATION": "closed"}
+
+    def test_with_a_generated_password_shown_once(self, app, admin_api, admin):
+        assert 'action="/admin/users/new"' in admin_api.get("/admin/users").get_data(as_text=True)
+        response = admin_api.form_post("/admin/users/new", {"email": " New.Person@Example.com ", "password": ""})
+        assert response.status_code == 201
+        assert response.headers["Cache-Control"] == "no-store"
+        password = re.search(r'id="new-password" value="([^"]+)"', response.get_data(as_text=True)).group(1)
+        assert len(password) >= 16
+        assert login(app.test_client(), "new.person@example.com", password).status_code == 302
+        made = fresh(User, db.session.scalar(select(User.id).where(User.email == "new.person@example.com")))
+        assert not made.is_admin and password not in made.password_hash
+        event = events("account_created")[-1]
+        assert (event.actor_id, event.target_id, event.ip) == (admin.id, str(made.id), "127.0.0.1")
+        # Shown once: neither the users page nor the session cookie holds it afterwards.
+        assert password not in admin_api.get("/admin/users").get_data(as_text=True)
+        assert password not in (admin_api.client.get_cookie("session").value or "")
+
+    def test_with_a_chosen_password(self, app, admin_api):
+        response = admin_api.form_post("/admin/users/new", {"email": "chosen@example.com", "password": PASSWORD})
+        assert response.status_code == 201 and 'id="new-password"' not in response.get_data(as_text=True)
+        assert login(app.test_client(), "chosen@example.com").status_code == 302
+
+    @pytest.mark.parametrize("data, message", [
+        ({"email": "owner@example.com", "password": PASSWORD}, "already exists"),
+        ({"email": "not-an-email", "password": PASSWORD}, "Invalid email"),
+        ({"email": "short@example.com", "password": "short"}, "at least 10"),
+        ({"email": "", "password": PASSWORD}, "This field is required"),
+    ])
+    def test_refusals_are_readable_and_make_nothing(self, admin_api, user, data, message):
+        before = len(events("account_created"))
+        response = admin_api.form_post("/admin/users/new", data)
+        assert (response.status_code, response.headers["Location"]) == (302, "/admin/users")
+        assert message in admin_api.get("/admin/users").get_data(as_text=True)
+        assert len(events("account_created")) == before
+
+    def test_users_cannot_make_accounts(self, api):
+        assert api.form_post("/admin/users/new", {"email": "x@example.com", "password": PASSWORD}).status_code == 403
+        assert db.session.scalar(select(User).where(User.email == "x@example.com")) is None
 
 
 def test_quota_change_applies_and_is_audited(admin_api, api, user):

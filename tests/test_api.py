@@ -62,10 +62,24 @@ def test_refusals_leave_nothing_behind(app, api, body, status, code):
     assert bucket_keys(app) == []
 
 
-def test_anonymous_gets_401_json(app):
-    client = app.test_client()
-    assert_error(client.get("/api/uploads/abc"), 401, "unauthorized")
-    assert_error(client.post("/api/uploads", json={}), 400, "csrf_failed")
+NEW_UPLOAD = {"filename": "a.txt", "size": 5, "content_type": "text/plain"}
+
+
+@pytest.mark.parametrize("method, url", [
+    ("GET", "/api/uploads/abc"), ("POST", "/api/uploads"), ("POST", "/api/uploads/abc/complete"),
+    ("POST", "/api/uploads/abc/parts"), ("DELETE", "/api/uploads/abc"), ("GET", "/api/nothing-here"),
+])
+def test_strangers_get_401_json_before_the_csrf_check(app, method, url):
+    """No session, so no CSRF token to send: the answer is "log in", not "csrf_failed"."""
+    response = app.test_client().open(url, method=method, json=NEW_UPLOAD)
+    assert_error(response, 401, "unauthorized")
+    assert upload_count() == 0
+
+
+@pytest.mark.parametrize("headers", [{}, {"X-CSRFToken": "made-up"}], ids=["no-token", "wrong-token"])
+def test_a_session_without_its_csrf_token_is_still_refused(app, api, headers):
+    assert_error(api.client.post("/api/uploads", json=NEW_UPLOAD, headers=headers), 400, "csrf_failed")
+    assert upload_count() == 0
 
 
 def test_unknown_route_and_method_are_json(api):

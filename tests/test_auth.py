@@ -210,3 +210,94 @@ class TestLoginThrottling:
     def test_per_address(self, app, user):
         codes = [login(app.test_client(), f"nobody{n}@example.com", "wrong").status_code for n in range(9)]
         assert codes[:8] == [401] * 8 and codes[8] == 429
+
+    def test_failures_from_one_address_do_not_lock_the_owner_out_from_another(self, app, user):
+        attacker, owner = from_address(app, "198.51.100.7"), from_address(app, "203.0.113.5")
+        codes = [login(attacker, "owner@example.com", "wrong password").status_code for _ in range(4)]
+        assert codes == [401, 401, 401, 429]
+        assert login(attacker, "owner@example.com").status_code == 429  # that address stays blocked
+        assert login(owner, "owner@example.com").status_code == 302
+        assert owner.get("/files").status_code == 200
+
+    def test_the_per_address_limit_still_covers_every_account(self, app, user):
+        attacker = from_address(app, "198.51.100.7")
+        codes = [login(attacker, f"guess{n}@example.com", "wrong").status_code for n in range(9)]
+        assert codes == [401] * 8 + [429]
+        assert login(from_address(app, "203.0.113.5"), "owner@example.com").status_code == 302
+
+
+def from_address(app, address):
+    """A test client whose requests come from address."""
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    return client
+
+
+def register(client, email, password=PASSWORD):
+    page = client.get("/auth/register")
+    token = csrf_of(page) if page.status_code == 200 else csrf_of(client.get("/auth/login"))
+    return client.post("/auth/register", data={"email": email, "password": password, "confirm": password,
+                                               "csrf_token": token})
+
+
+def user_emails():
+    db.session.expire_all()
+    return sorted(db.session.scalars(select(User.email)))
+
+
+class TestRegistrationThrottling:
+    @pytest.fixture
+    def app_config(self):
+        return {"RATELIMIT_ENABLED": True, "REGISTER_LIMIT_PER_IP": "3 per hour"}
+
+    def test_sign_ups_per_address(self, app):
+        def bot(email):  # a new cookie jar for each sign-up, the same address
+            return register(from_address(app, "198.51.100.7"), email)
+
+        codes = [bot(f"bot{n}@example.com").status_code for n in range(4)]
+        assert codes == [302, 302, 302, 429]
+        refused = bot("bot9@example.com")
+        assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+        assert "429" in refused.get_data(as_text=True) and refused.mimetype == "text/html"
+        assert user_emails() == ["bot0@example.com", "bot1@example.com", "bot2@example.com"]
+        # Someone else signs up as usual.
+        assert register(from_address(app, "203.0.113.5"), "person@example.com").status_code == 302
+
+    def test_failed_sign_ups_count_too(self, app, user):
+        # Probing which emails have accounts costs the same budget.
+        bot = from_address(app, "198.51.100.7")
+        codes = [register(bot, "owner@example.com").status_code for _ in range(4)]
+        assert codes == [422, 422, 422, 429]
+
+
+class TestClosedRegistration:
+    @pytest.fixture
+    def app_config(self):
+        return {"REGISTRATION": "closed"}
+
+    def test_the_register_page_says_so_and_makes_nothing(self, app):
+        client = app.test_client()
+        page = client.get("/auth/register")
+        assert page.status_code == 403
+        text = page.get_data(as_text=True)
+        assert "Sign-up is closed" in text and "<form method=\"post\" novalidate" not in text
+        assert 'name="confirm"' not in text
+        posted = register(client, "sneaky@example.com")
+        assert posted.status_code == 403 and "Sign-up is closed" in posted.get_data(as_text=True)
+        assert user_emails() == []
+        assert client.get("/files").status_code == 302  # and no session was started
+
+    def test_links_to_it_are_gone(self, app):
+        client = app.test_client()
+        for url in ("/", "/auth/login"):
+            page = client.get(url)
+            assert page.status_code == 200
+            assert "/auth/register" not in page.get_data(as_text=True), url
+
+    def test_existing_accounts_still_log_in(self, app, user):
+        assert login(app.test_client(), "owner@example.com").status_code == 302
+
+
+def test_open_registration_links_to_sign_up(app):
+    for url in ("/", "/auth/login"):
+        assert "/auth/register" in app.test_client().get(url).get_data(as_text=True), url

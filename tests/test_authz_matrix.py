@@ -93,7 +93,7 @@ MATRIX = [
         {"email": "{owner_email}", "password": PASSWORD, "confirm": PASSWORD}),
     Row("POST", "/auth/logout", "login ->/auth/login ->/auth/login login ->/auth/login",
         changes="owner other admin"),
-    # The JSON API: 401 JSON for strangers, 404 JSON for other people's ids.
+    # The JSON API: 401 JSON for strangers (before any CSRF check), 404 JSON for other people's ids.
     Row("POST", "/api/uploads", "401 201 201 401 201", NEW_UPLOAD, changes="owner other admin"),
     Row("GET", "/api/uploads/{available}", "401 200 404 401 200"),
     Row("GET", "/api/uploads/{quarantined}", "401 200 404 401 200"),
@@ -125,6 +125,8 @@ MATRIX = [
     Row("POST", "/admin/users/{owner}/ban", admin_action("users"), REASON, changes="admin"),
     Row("POST", "/admin/users/{banned}/unban", admin_action("users"), REASON, changes="admin"),
     Row("POST", "/admin/users/{owner}/quota", admin_action("users"), {**REASON, "quota_mb": "1"}, changes="admin"),
+    Row("POST", "/admin/users/new", "login 403 403 login 201", {"email": "made-by-admin@example.com"},
+        changes="admin"),
     # A real, finished job: only failed jobs can be retried, so even the admin's request changes nothing.
     Row("POST", "/admin/jobs/scan-{quarantined}/retry", admin_action("jobs"), REASON),
 ]
@@ -288,13 +290,17 @@ def of_world(snapshot, world):
 
 
 class Stranger(Api):
-    """Api for a client without a working session: its CSRF token comes from the login page."""
+    """Api for a client without a working session: its forms carry the login page's CSRF token, its API
+    calls none (a stranger has no page to read one from), and the API still answers 401, not csrf_failed."""
 
     def __init__(self, client):
         self.client = client
         page = client.get("/auth/login")
         assert page.status_code == 200, page.status_code  # signed-in users are sent on to /files
         self.csrf = page_token(page.text)
+
+    def _headers(self, headers):
+        return headers or {}
 
 
 def visitor(app, world, actor):

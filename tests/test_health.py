@@ -1,12 +1,17 @@
 """/healthz answers while the process lives; /readyz checks each dependency and says which is down."""
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from urllib.parse import urlsplit
 
 import pytest
+import requests
 
 from tests.conftest import make_config
+from tests.processes import TcpProxy, serving
 from webapp import create_app
 from webapp.extensions import db
 from webapp.localservices import free_port
+from webapp.services import health
 from webapp.storage import get_storage
 
 
@@ -63,3 +68,49 @@ def test_readyz_names_the_dependency_that_is_down(services, down, setting, value
     assert body["checks"][down]["ms"] < 5000
     # The public answer names what is down, not where it lives.
     assert "127.0.0.1" not in response.get_data(as_text=True)
+
+
+@contextmanager
+def clamd_behind_proxy(services, **overrides):
+    """An app whose clamd connections pass through a TcpProxy that counts them; yields (app, proxy)."""
+    proxy = TcpProxy(urlsplit(services["clamd"]).port)
+    try:
+        with app_with(services, CLAMD_URL=f"tcp://127.0.0.1:{proxy.port}", **overrides) as app:
+            yield app, proxy
+    finally:
+        proxy.close()
+
+
+def flood(base, requests_count, threads=10):
+    """GET /readyz requests_count times from parallel threads; returns the status codes."""
+    def one(_):
+        return requests.get(f"{base}/readyz", timeout=30).status_code
+
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(one, range(requests_count)))
+
+
+@pytest.mark.parametrize("cache_seconds, connections", [(60, 1), (0, 40)], ids=["cached", "uncached"])
+def test_a_flood_of_readyz_costs_clamd_one_connection(services, cache_seconds, connections):
+    # Uncached (as before the cache) every request opened its own clamd connection: a flood of the public
+    # probe could take all of clamd's MaxConnectionQueueLength/MaxThreads from the workers' scans.
+    with clamd_behind_proxy(services, READYZ_CACHE_SECONDS=cache_seconds) as (app, proxy), serving(app) as base:
+        assert flood(base, 40) == [200] * 40
+    assert proxy.accepted == connections
+
+
+def test_readyz_probes_again_once_the_cache_is_stale(services, monkeypatch):
+    now = [1000.0]
+    monkeypatch.setattr(health, "clock", lambda: now[0])
+    with clamd_behind_proxy(services, READYZ_CACHE_SECONDS=2) as (app, proxy):
+        client = app.test_client()
+        assert client.get("/readyz").status_code == 200
+        now[0] += 1.9
+        assert client.get("/readyz").status_code == 200
+        assert proxy.accepted == 1
+        now[0] += 0.1
+        proxy.cut()  # clamd goes away: the next probe, and only that, sees it
+        response = client.get("/readyz")
+        scanner = response.get_json()["checks"]["scanner"]
+        assert (response.status_code, scanner["ok"], scanner["error"]) == (503, False, "clamd unreachable")
+        assert proxy.accepted == 1

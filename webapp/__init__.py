@@ -6,6 +6,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from webapp.config import load_config
 from webapp.extensions import csrf, db, limiter, login_manager, migrate
+from webapp.security import trust_proxies
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -17,6 +18,7 @@ def create_app(config=None):
     settings = load_config((config or {}).get("ENV_NAME"))
     settings.update(config or {})
     app.config.update(settings)
+    trust_proxies(app)
     register_logging(app)
     register_extensions(app)
     register_blueprints(app)
@@ -34,7 +36,10 @@ def register_logging(app):
 
 
 def register_extensions(app):
-    """Bind the unbound extension objects."""
+    """Bind the unbound extension objects; sessions with lifetimes."""
+    from webapp.auth import sessions
+    from webapp.models import User
+
     db.init_app(app)
 
     @app.teardown_appcontext
@@ -48,13 +53,14 @@ def register_extensions(app):
             db.session.registry().invalidate()
             db.session.registry.clear()
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
-    csrf.init_app(app)
     limiter.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message_category = "info"
-
-    from webapp.models import User
+    # Before CSRFProtect: request hooks run in the order they are added, and an expired session must
+    # end, and a stranger to the API get its 401, before the CSRF check answers instead.
+    sessions.register(app)
+    csrf.init_app(app)
 
     @login_manager.user_loader
     def load_user(session_id):

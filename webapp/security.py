@@ -1,7 +1,38 @@
-"""Response headers that every page carries, and a guard against NUL bytes in requests."""
+"""Response headers that every page carries, the client's address behind proxies, and a guard against NUL bytes."""
+import ipaddress
 from urllib.parse import urlsplit
 
 from flask import abort, request
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+
+def trust_proxies(app):
+    """Believe X-Forwarded-For/-Proto/-Host/-Port from TRUSTED_PROXY_HOPS reverse proxies, and no one else.
+
+    With 0 hops the headers are ignored: anyone can send them, so believing them would let a client pick
+    the address its rate limits and audit events are filed under, or pass plain HTTP off as TLS.
+    """
+    hops = app.config["TRUSTED_PROXY_HOPS"]
+    if hops > 0:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
+
+
+def client_address():
+    """The client's IP address (as the trusted proxies report it), or None when it is not an address.
+
+    Every rate-limit key and audit event takes the address from here. A value that is not an IP address
+    (a proxy sending "host:port", a Unix socket) is not stored, so it cannot overflow the audit column.
+    """
+    try:
+        address = str(ipaddress.ip_address(request.remote_addr or ""))
+    except ValueError:
+        return None
+    return address if len(address) <= 45 else None  # an IPv6 zone id can make it longer
+
+
+def client_key():
+    """The rate-limit key for the client's address."""
+    return client_address() or "unknown"
 
 
 def storage_origin(config):

@@ -1,5 +1,6 @@
 """Jinja filters and globals."""
 from webapp.reasons import reason_text
+from webapp.services.accounts import registration_open
 
 
 def filesize(value):
@@ -21,4 +22,5 @@ def register(app):
         return {
             "scanning_disabled": app.config["SCANNER"] != "clamd",
             "reason_text": reason_text,
+            "registration_open": registration_open(),
         }

@@ -1,15 +1,17 @@
-"""Admin views: thin; every action is a CSRF-protected POST with a reason, audited by the service."""
+"""Admin views: thin; every action is a CSRF-protected POST (with a reason where it acts on an account or a
+file), audited by the service."""
 import functools
 from datetime import UTC, datetime
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from webapp import queue
 from webapp.admin import bp
-from webapp.admin.forms import QuotaForm, ReasonForm
+from webapp.admin.forms import CreateUserForm, QuotaForm, ReasonForm
 from webapp.extensions import login_manager
-from webapp.services import audit, dashboard, maintenance, moderation
+from webapp.security import client_address
+from webapp.services import accounts, audit, dashboard, maintenance, moderation
 from webapp.services.errors import ServiceError
 from webapp.services.uploads import quota_for
 
@@ -84,7 +86,7 @@ def moderation_page():
 @admins_only
 def moderate(upload_id, action):
     """Approve, remove or block one file."""
-    ip = request.remote_addr
+    ip = client_address()
 
     def run(reason):
         if action == "approve":
@@ -107,14 +109,36 @@ def users_page():
     after = _int_arg("after")
     rows, next_after = dashboard.users_with_usage(search or None, after_id=after)
     return render_template("admin/users.html", rows=rows, search=search, next_after=next_after,
-                           quota_for=quota_for, form=QuotaForm())
+                           quota_for=quota_for, form=QuotaForm(), create_form=CreateUserForm())
+
+
+@bp.route("/users/new", methods=["POST"])
+@admins_only
+def create_user():
+    """Make an account with the given or a generated initial password; a generated one is shown once."""
+    form = CreateUserForm()
+    if not form.validate_on_submit():
+        errors = [message for messages in form.errors.values() for message in messages]
+        flash("No account made: " + " ".join(errors), "error")
+        return redirect(url_for("admin.users_page"))
+    generated = None if form.password.data else accounts.generate_password()
+    try:
+        user = accounts.create_user(form.email.data, form.password.data or generated, ip=client_address(),
+                                    created_by=current_user)
+    except ServiceError as exc:
+        flash(f"No account made: {exc.message}", "error")
+        return redirect(url_for("admin.users_page"))
+    # Rendered, not flashed: the password is never written to the session cookie, and is not kept.
+    response = make_response(render_template("admin/user_created.html", user=user, password=generated), 201)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.route("/users/<int:user_id>/<any(ban, unban):action>", methods=["POST"])
 @admins_only
 def ban_user(user_id, action):
     """Ban or unban an account."""
-    ip = request.remote_addr
+    ip = client_address()
 
     def run(reason):
         if action == "ban":
@@ -134,7 +158,7 @@ def set_quota(user_id):
 
     def run(reason):
         quota = None if form.quota_mb.data is None else form.quota_mb.data * 1024 * 1024
-        user = moderation.set_quota(current_user, user_id, quota, reason, ip=request.remote_addr)
+        user = moderation.set_quota(current_user, user_id, quota, reason, ip=client_address())
         return f"Quota of {user.email} set to {'the default' if quota is None else f'{form.quota_mb.data} MB'}."
 
     return _act(form, url_for("admin.users_page"), run)
@@ -175,7 +199,7 @@ def retry_job(job_id):
     """Put a failed job back on its queue."""
 
     def run(reason):
-        moderation.retry_job(current_user, job_id, reason, ip=request.remote_addr)
+        moderation.retry_job(current_user, job_id, reason, ip=client_address())
         return f"Job {job_id} is queued again."
 
     return _act(ReasonForm(), url_for("admin.jobs_page"), run)

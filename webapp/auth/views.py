@@ -1,13 +1,14 @@
 """Register, log in, log out."""
 from urllib.parse import urlsplit
 
-from flask import current_app, flash, redirect, render_template, request, session, url_for
-from flask_limiter.util import get_remote_address
-from flask_login import current_user, login_required, login_user, logout_user
+from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_required, logout_user
 
 from webapp.auth import bp
 from webapp.auth.forms import LoginForm, RegisterForm
+from webapp.auth.sessions import start_session
 from webapp.extensions import limiter
+from webapp.security import client_address, client_key
 from webapp.services import accounts
 from webapp.services.errors import ServiceError
 
@@ -23,35 +24,37 @@ def _safe_next(target):
     return target
 
 
-def _start_session(user):
-    session.clear()  # a fresh session at login: nothing from before survives
-    login_user(user)
-
-
 @bp.route("/register", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["REGISTER_LIMIT_PER_IP"], methods=["POST"], key_func=client_key,
+               scope="register-ip")
 def register():
-    """Create an account and sign in."""
+    """Create an account and sign in (when sign-up is open)."""
     if current_user.is_authenticated:
         return redirect(url_for("files.index"))
+    if not accounts.registration_open():
+        abort(403, "Sign-up is closed on this server: ask an administrator for an account.")
     form = RegisterForm()
     if form.validate_on_submit():
         try:
-            user = accounts.create_user(form.email.data, form.password.data, ip=request.remote_addr)
+            user = accounts.create_user(form.email.data, form.password.data, ip=client_address())
         except ServiceError as exc:
             form.email.errors.append(exc.message)
         else:
-            _start_session(user)
+            start_session(user)
             flash("Welcome to Satchel.", "success")
             return redirect(url_for("files.index"))
     return render_template("auth/register.html", form=form), 422 if form.errors else 200
 
 
 def _login_account_key():
-    return "login-account:" + accounts.normalize_email(request.form.get("email", ""))[:254]
+    # The account and the address together: failures from one address must not lock the owner out
+    # from every other (the per-address limit still caps what one address tries across accounts).
+    email = accounts.normalize_email(request.form.get("email", ""))[:254]
+    return f"login-account:{client_key()}:{email}"
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_PER_IP"], methods=["POST"], key_func=get_remote_address,
+@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_PER_IP"], methods=["POST"], key_func=client_key,
                scope="login-ip")
 @limiter.limit(lambda: current_app.config["LOGIN_LIMIT_PER_ACCOUNT"], methods=["POST"], key_func=_login_account_key,
                scope="login-account", deduct_when=lambda response: response.status_code == 401)
@@ -61,9 +64,9 @@ def login():
         return redirect(url_for("files.index"))
     form = LoginForm()
     if form.validate_on_submit():
-        user = accounts.authenticate(form.email.data, form.password.data, ip=request.remote_addr)
+        user = accounts.authenticate(form.email.data, form.password.data, ip=client_address())
         if user is not None:
-            _start_session(user)
+            start_session(user)
             return redirect(_safe_next(request.args.get("next")) or url_for("files.index"))
         form.password.errors.append("Wrong email or password.")
         return render_template("auth/login.html", form=form), 401

@@ -6,6 +6,7 @@ from webapp.extensions import limiter
 from webapp.files import bp
 from webapp.files.forms import ShareForm
 from webapp.models.base import utcnow
+from webapp.security import client_address
 from webapp.services import sharing, uploads
 from webapp.services.uploads import quota_for, used_bytes
 
@@ -75,7 +76,7 @@ def delete(upload_id):
         if upload.user_id != current_user.id:
             abort(404)
         return render_template("files/delete.html", upload=upload)
-    name = uploads.delete_upload(current_user, upload_id, ip=request.remote_addr)
+    name = uploads.delete_upload(current_user, upload_id, ip=client_address())
     flash(f"Deleted {name}.", "info")
     return redirect(url_for("files.index"))
 
@@ -91,7 +92,7 @@ def create_share(upload_id):
         flash("Choose how long the link should last (1 to 365 days, or never).", "error")
         return redirect(url_for("files.detail", upload_id=upload_id))
     days = int(form.days.data) if form.days.data else None
-    sharing.create_share(current_user, upload_id, days, ip=request.remote_addr)
+    sharing.create_share(current_user, upload_id, days, ip=client_address())
     flash("Share link created: anyone with it can download this file.", "success")
     return redirect(url_for("files.detail", upload_id=upload_id))
 
@@ -101,6 +102,6 @@ def create_share(upload_id):
 def revoke_share(upload_id, share_id):
     """Revoke a public link."""
     uploads.find_upload(current_user, upload_id)
-    sharing.revoke_share(current_user, share_id, upload_id=upload_id, ip=request.remote_addr)
+    sharing.revoke_share(current_user, share_id, upload_id=upload_id, ip=client_address())
     flash("Share link revoked.", "info")
     return redirect(url_for("files.detail", upload_id=upload_id))

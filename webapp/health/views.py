@@ -3,7 +3,7 @@ from flask import jsonify
 
 from webapp.extensions import limiter
 from webapp.health import bp
-from webapp.services.health import readiness
+from webapp.services.health import cached_readiness
 
 
 @bp.route("/healthz")
@@ -16,8 +16,8 @@ def healthz():
 @bp.route("/readyz")
 @limiter.exempt
 def readyz():
-    """200 when the database, Redis, storage and clamd all answer; 503 naming what is down."""
-    checks = readiness()
+    """200 when the database, Redis, storage and clamd all answer; 503 naming what is down (cached briefly)."""
+    checks = cached_readiness()
     ready = all(check["ok"] for check in checks.values())
     response = jsonify(status="ok" if ready else "unavailable", checks=checks)
     response.status_code = 200 if ready else 503

@@ -1,4 +1,7 @@
 """Account use cases: sign-up, credential checks, promotion."""
+import secrets
+
+from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -18,8 +21,18 @@ def normalize_email(email):
     return (email or "").strip().lower()
 
 
-def create_user(email, password, is_admin=False, ip=None):
-    """Create an account; Conflict if the email is taken."""
+def registration_open():
+    """Whether anyone may sign up; any REGISTRATION value but "open" closes sign-up."""
+    return current_app.config["REGISTRATION"] == "open"
+
+
+def generate_password():
+    """A random initial password (about 96 bits), for an account an admin makes."""
+    return secrets.token_urlsafe(12)
+
+
+def create_user(email, password, is_admin=False, ip=None, created_by=None):
+    """Create an account (audited, by created_by or by the new user); Conflict if the email is taken."""
     email = normalize_email(email)
     if "@" not in email or len(email) > 254:
         raise InvalidInput("Enter a valid email address.", "invalid_email")
@@ -30,7 +43,7 @@ def create_user(email, password, is_admin=False, ip=None):
     db.session.add(user)
     try:
         db.session.flush()
-        audit.record("account_created", user, "user", user.id, details={"admin": is_admin}, ip=ip)
+        audit.record("account_created", created_by or user, "user", user.id, details={"admin": is_admin}, ip=ip)
         db.session.commit()
     except IntegrityError:
         db.session.rollback()

@@ -1,4 +1,5 @@
 """Readiness: can this process reach everything an upload needs, each within 2 seconds."""
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -70,3 +71,23 @@ def readiness():
     with ThreadPoolExecutor(max_workers=len(CHECKS)) as pool:
         futures = {name: pool.submit(_timed, app, check) for name, check in CHECKS.items()}
         return {name: future.result() for name, future in futures.items()}
+
+
+def clock():
+    """Monotonic seconds (one function, so a test can move the clock)."""
+    return time.monotonic()
+
+
+def cached_readiness():
+    """readiness(), probed at most once per READYZ_CACHE_SECONDS in this process, whatever the request rate.
+
+    Requests that arrive while a probe runs wait for its answer rather than start probes of their own, so a
+    flood of /readyz costs clamd (and the rest) one connection per window, not one per request.
+    """
+    app = current_app._get_current_object()
+    cache = app.extensions.setdefault("readiness", {"lock": threading.Lock(), "at": None, "checks": None})
+    with cache["lock"]:
+        if cache["at"] is None or clock() - cache["at"] >= app.config["READYZ_CACHE_SECONDS"]:
+            cache["checks"] = readiness()
+            cache["at"] = clock()
+        return cache["checks"]

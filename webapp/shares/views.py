@@ -1,8 +1,9 @@
 """A shared file as the public sees it: details, download, preview, and a way to report it."""
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, url_for
 from flask_login import current_user
 
 from webapp.extensions import limiter
+from webapp.security import client_address, client_key
 from webapp.services import sharing
 from webapp.shares import bp
 from webapp.shares.forms import ReportForm
@@ -34,7 +35,7 @@ def preview(token):
 
 
 @bp.route("/<token>/report", methods=["POST"])
-@limiter.limit("10 per hour")
+@limiter.limit("10 per hour", key_func=client_key)
 def report(token):
     """Send the file to the moderators with the visitor's words."""
     form = ReportForm()
@@ -42,6 +43,6 @@ def report(token):
         share, upload = sharing.resolve(token)
         return render_template("shares/page.html", share=share, upload=upload, token=token, form=form), 422
     sharing.report(token, form.reason.data,
-                   reporter=current_user if current_user.is_authenticated else None, ip=request.remote_addr)
+                   reporter=current_user if current_user.is_authenticated else None, ip=client_address())
     flash("Thank you: a moderator will look at this file.", "success")
     return redirect(url_for("shares.page", token=token))

@@ -1,0 +1,85 @@
+"""Session lifetimes, and the gate in front of the JSON API.
+
+A session ends SESSION_MAX_AGE after login and SESSION_IDLE_TIMEOUT after its last request. Both
+times live in the signed session cookie, so a copy of an old cookie carries its own expiry with it.
+"""
+import time
+from datetime import UTC, datetime, timedelta
+
+from flask import flash, session
+from flask.sessions import SecureCookieSessionInterface
+from flask_login import current_user, login_user, logout_user
+
+from webapp.errors import wants_json
+from webapp.extensions import login_manager
+
+LOGIN_AT = "_login_at"
+SEEN_AT = "_seen_at"
+
+
+def now():
+    """Seconds since the epoch (one function, so a test can move the server's clock)."""
+    return int(time.time())
+
+
+def stamp(cookie_session, at=None):
+    """Mark a session as logged in at `at` (default now): both lifetimes start there."""
+    at = now() if at is None else at
+    cookie_session[LOGIN_AT] = cookie_session[SEEN_AT] = at
+    cookie_session.permanent = True  # a dated cookie, not one that lives until the browser closes
+
+
+def start_session(user):
+    """Log user in on a fresh session: nothing from before the login survives."""
+    session.clear()
+    login_user(user)
+    stamp(session)
+
+
+def ends_at(cookie_session, config):
+    """When the session's lifetime runs out (epoch seconds), or None for a session never stamped."""
+    login_at, seen_at = cookie_session.get(LOGIN_AT), cookie_session.get(SEEN_AT)
+    if not (isinstance(login_at, int) and isinstance(seen_at, int)):
+        return None
+    return min(login_at + config["SESSION_MAX_AGE"], seen_at + config["SESSION_IDLE_TIMEOUT"])
+
+
+class LifetimeSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, whose cookie expires when the session does."""
+
+    def get_expiration_time(self, app, cookie_session):
+        end = ends_at(cookie_session, app.config) if cookie_session.permanent else None
+        if end is None:
+            return super().get_expiration_time(app, cookie_session)
+        return datetime.fromtimestamp(end, UTC)
+
+
+def register(app):
+    """Install the session interface and the request hook (before CSRFProtect's: see create_app)."""
+    app.session_interface = LifetimeSessionInterface()
+    # The signature itself is refused once older than this, whatever the cookie says.
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(seconds=app.config["SESSION_MAX_AGE"])
+
+    @app.before_request
+    def guard_session():
+        if "_user_id" in session:
+            end = ends_at(session, app.config)
+            if end is None or now() >= end:
+                _end_session()
+            else:
+                session[SEEN_AT] = now()
+        # Strangers to the API are told to log in before anything else is checked (CSRF included):
+        # a client without a session has no token to send, and "log in" is the answer it can act on.
+        if wants_json() and not current_user.is_authenticated:
+            return login_manager.unauthorized()
+        return None
+
+
+def _end_session():
+    """Log out a session whose time is up; its CSRF token stays, so a form posted now leads to login."""
+    logout_user()
+    session.pop(LOGIN_AT, None)
+    session.pop(SEEN_AT, None)
+    session.permanent = False
+    if not wants_json():
+        flash("Your session has ended; log in again.", "info")
