@@ -1,12 +1,14 @@
 """Deployment defaults fail closed: no environment means production, and production needs its settings."""
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from itsdangerous import URLSafeTimedSerializer
 
 from webapp import config as settings
+from webapp.auth.sessions import LOGIN_AT, SEEN_AT
 from webapp.config import ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,7 +76,8 @@ def test_a_cookie_signed_with_the_old_printed_key_is_not_a_session(app, user):
     # The attack: forge Flask's session cookie for user 1 with the key that used to be in the code.
     forged = URLSafeTimedSerializer(OLD_PRINTED_KEY, salt="cookie-session",
                                     signer_kwargs={"key_derivation": "hmac", "digest_method": "sha1"}
-                                    ).dumps({"_user_id": f"{user.id}.{user.session_version}", "_fresh": True})
+                                    ).dumps({"_user_id": f"{user.id}.{user.session_version}", "_fresh": True,
+                                             LOGIN_AT: int(time.time()), SEEN_AT: int(time.time())})
     client = app.test_client()
     client.set_cookie("session", forged)
     response = client.get("/files")
