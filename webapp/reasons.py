@@ -8,6 +8,9 @@ REASONS = {
     "type_mismatch": "The file's content does not match its declared type.",
     "malware": "Malware was found in this file.",
     "scan_incomplete": "The virus scanner could not finish scanning this file.",
+    "scan_limits_exceeded": "The virus scanner could not read all of this file (it is too large, or holds "
+                            "too much or too deeply nested content), so it is not served.",
+    "too_large_to_scan": "The file is larger than the virus scanner can check.",
     "scan_failed": "The file could not be checked (the checks failed repeatedly), so it is not served.",
     "object_missing": "The file's bytes never arrived in storage.",
     "modified_during_scan": "The file kept changing while it was being checked.",

@@ -42,7 +42,21 @@ class ScannerUnavailable(Exception):
 
 
 class ScanIncomplete(Exception):
-    """clamd could not finish this stream (size limit, garbage reply): never treated as clean."""
+    """clamd could not finish this stream (a garbage reply): never treated as clean."""
+
+
+class ScanLimitsExceeded(ScanIncomplete):
+    """clamd stopped reading at one of its limits (stream length, file or scan size, files, depth)."""
+
+
+class ScanAborted(Exception):
+    """clamd took the stream but timed out or dropped the connection before its verdict (it may
+    have crashed on these bytes): a failed scan of this file, unlike ScannerUnavailable."""
+
+
+#: What clamd calls a file it did not read whole (with AlertExceedsMax), and its INSTREAM overflow.
+_LIMITS_FOUND = "Heuristics.Limits.Exceeded"
+_STREAM_OVERFLOW = "INSTREAM size limit exceeded"
 
 
 def normalize_type(mime):
@@ -113,6 +127,15 @@ class ClamdClient:
 
     def scan_stream(self, chunks):
         """Send chunks through INSTREAM; returns None when clean or the signature name."""
+        return parse_instream_reply(self.instream(chunks))
+
+    def instream(self, chunks):
+        """Send chunks through INSTREAM; returns clamd's reply as it came (never empty).
+
+        Refused connections raise ScannerUnavailable (clamd is down: wait); a timeout or a dropped
+        connection once connected raises ScanAborted (clamd choked on these bytes: count it).
+        The chunks' source raises its own errors (the storage adapter's are never OSError).
+        """
         sock = self._connect()
         try:
             try:
@@ -127,12 +150,14 @@ class ClamdClient:
                 pass
             reply = _read_reply(sock)
         except TimeoutError as exc:
-            raise ScannerUnavailable("clamd timed out") from exc
+            raise ScanAborted(f"clamd did not answer within {self.timeout:g}s") from exc
         except OSError as exc:
-            raise ScannerUnavailable(f"clamd failed: {exc}") from exc
+            raise ScanAborted(f"clamd failed mid-stream: {exc}") from exc
         finally:
             sock.close()
-        return parse_instream_reply(reply)
+        if not reply:
+            raise ScanAborted("clamd closed the connection without a verdict")
+        return reply
 
 
 def _read_reply(sock):
@@ -149,15 +174,23 @@ def _read_reply(sock):
 
 
 def parse_instream_reply(reply):
-    """None for exactly 'stream: OK', the name for 'stream: <name> FOUND'; anything else raises."""
+    """None for exactly 'stream: OK', the name for 'stream: <name> FOUND'; anything else raises.
+
+    A limit alert is not a signature: clamd did not read the whole file, so nothing was found or
+    cleared (ScanLimitsExceeded, as for an INSTREAM overflow).
+    """
     if reply == "stream: OK":
         return None
     if reply.startswith("stream: ") and reply.endswith(" FOUND"):
         name = reply[len("stream: "):-len(" FOUND")].strip()
+        if name.startswith(_LIMITS_FOUND):
+            raise ScanLimitsExceeded(name[:200])
         if name and "\n" not in name:
             return name
+    if reply.startswith(_STREAM_OVERFLOW):
+        raise ScanLimitsExceeded(reply[:200])
     if not reply:
-        raise ScannerUnavailable("clamd closed the connection without a reply")
+        raise ScanAborted("clamd closed the connection without a verdict")
     raise ScanIncomplete(reply[:200])
 
 

@@ -21,6 +21,7 @@ from webapp.scanning import (
     ImageRejected,
     PdfRejected,
     ScanIncomplete,
+    ScanLimitsExceeded,
     ScannerUnavailable,
     check_image,
     check_pdf,
@@ -158,7 +159,8 @@ def verify_upload(upload_id, job_id=None):
                 log.info("upload %s changed during its scan; scanning again", upload_id)
     except Exception as exc:
         # Transient failures are retried for as long as they last (RQ's backoff, then the
-        # reconciler); anything else (a bug, a timeout, a file that breaks a parser) counts.
+        # reconciler); anything else counts: a bug, a job timeout, a file that breaks a parser,
+        # exhausts the job's memory, or makes clamd time out or drop the stream (ScanAborted).
         transient = isinstance(exc, TRANSIENT)
         if not transient:
             log.exception("scan of upload %s failed", upload_id)
@@ -235,6 +237,9 @@ def _check_size(size, upload, config):
     """Refuse an object whose size is not the one signed, or over the limits."""
     if size > config["MAX_UPLOAD_BYTES"]:
         raise _reject("too_large")
+    if size > config["SCANNER_MAX_BYTES"]:
+        # Past what clamd is configured (and checked) to read whole: never streamed.
+        raise _reject("too_large_to_scan")
     if size != upload.size:
         raise _reject("size_mismatch")
 
@@ -306,6 +311,8 @@ def _inspect(upload, storage, config, token, held):
         client = ClamdClient(config["CLAMD_URL"], timeout=config["CLAMD_TIMEOUT"])
         try:
             signature = client.scan_stream(chunks())
+        except ScanLimitsExceeded:
+            raise _reject("scan_limits_exceeded") from None
         except ScanIncomplete:
             raise _reject("scan_incomplete") from None
     else:
