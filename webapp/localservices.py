@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from webapp.config import load_config
+
 #: The EICAR test string: every antivirus engine must report it.
 EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
 
@@ -60,11 +62,50 @@ def write_eicar_signatures(directory):
     return directory
 
 
-def start_clamd(workdir, port=None, database=None, stream_max="1024M"):
-    """Start clamd in the foreground on 127.0.0.1:port; returns (process, port)."""
+#: ClamAV reads no single file past 2 GiB: it lowers a larger MaxFileSize to this.
+CLAMD_MAX_FILE_SIZE = 2 * 1024 ** 3 - 3
+
+
+def clamd_limits(max_bytes, unpacked_bytes=0, max_files=10_000):
+    """clamd.conf limits under which clamd reads a stream of max_bytes whole, and every member of an
+    archive that unpacks to unpacked_bytes, and alerts (Heuristics.Limits.Exceeded) past them.
+
+    MaxScanSize counts an archive plus everything unpacked from it: a stored ZIP of max_bytes costs
+    twice its size.
+    """
+    unpacked_bytes = max(unpacked_bytes, max_bytes)
+    if unpacked_bytes > CLAMD_MAX_FILE_SIZE:
+        raise ServiceError(f"clamd cannot read a file of {unpacked_bytes} bytes whole "
+                           f"(its limit is {CLAMD_MAX_FILE_SIZE})")
+    return {
+        "StreamMaxLength": _clamd_size(max_bytes),
+        "MaxFileSize": _clamd_size(unpacked_bytes),
+        "MaxScanSize": _clamd_size(max_bytes + unpacked_bytes),
+        "MaxFiles": str(max_files),
+        "MaxRecursion": "17",
+        "AlertExceedsMax": "yes",
+    }
+
+
+def _clamd_size(size):
+    # clamd.conf sizes are bytes, or whole KiB/MiB with K/M.
+    return f"{size // 1024 ** 2}M" if size % 1024 ** 2 == 0 else str(size)
+
+
+def start_clamd(workdir, port=None, database=None, limits=None, stream_max=None):
+    """Start clamd in the foreground on 127.0.0.1:port; returns (process, port).
+
+    limits: clamd.conf limit options; by default clamd_limits() for the environment's
+    MAX_UPLOAD_BYTES, ZIP_MAX_TOTAL_BYTES and ZIP_MAX_ENTRIES. stream_max overrides StreamMaxLength.
+    """
     binary = clamd_binary()
     if not binary:
         raise ServiceError("clamd is not installed (Debian package clamav-daemon)")
+    if limits is None:
+        settings = load_config("development", os.environ)
+        limits = clamd_limits(settings["MAX_UPLOAD_BYTES"], settings["ZIP_MAX_TOTAL_BYTES"],
+                              settings["ZIP_MAX_ENTRIES"])
+    limits = {**limits, **({"StreamMaxLength": stream_max} if stream_max else {})}
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     database = Path(database) if database else write_eicar_signatures(workdir / "db")
@@ -75,7 +116,7 @@ def start_clamd(workdir, port=None, database=None, stream_max="1024M"):
         f"DatabaseDirectory {database}",
         f"TCPSocket {port}",
         "TCPAddr 127.0.0.1",
-        f"StreamMaxLength {stream_max}",
+        *(f"{option} {value}" for option, value in limits.items()),
         f"LogFile {workdir / 'clamd.log'}",
         f"PidFile {workdir / 'clamd.pid'}",
         f"TemporaryDirectory {workdir}",
