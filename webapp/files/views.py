@@ -29,7 +29,7 @@ def index():
         "files/index.html", uploads=rows, next_cursor=next_cursor,
         first_page=not request.args.get("after"),
         used=used_bytes(current_user.id), quota=quota_for(current_user),
-        max_upload=current_app.config["MAX_UPLOAD_BYTES"],
+        max_upload=uploads.max_file_bytes(),
         allowed_types=sorted(current_app.config["ALLOWED_TYPES"]),
         allowed_labels=sorted({ext.upper() for ext in current_app.config["ALLOWED_TYPES"].values()}))
 

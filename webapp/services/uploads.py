@@ -83,11 +83,21 @@ def _part_plan(size):
     return part_size, math.ceil(size / part_size)
 
 
+def max_file_bytes():
+    """The largest file one may upload: MAX_UPLOAD_BYTES, or less if clamd reads less whole."""
+    config = current_app.config
+    return min(config["MAX_UPLOAD_BYTES"], config["SCANNER_MAX_BYTES"])
+
+
 def begin_upload(user, filename, size, content_type):
     """Reserve quota, record a pending upload and return the URL (or multipart plan) for the bytes."""
     config = current_app.config
     filename = clean_filename(filename, config["MAX_FILENAME_BYTES"])
     size = parse_size(size, config["MAX_UPLOAD_BYTES"])
+    if size > config["SCANNER_MAX_BYTES"]:
+        # Bytes the scanner would not read whole could never be served: refuse them up front.
+        raise TooLarge(f"The file is larger than the {config['SCANNER_MAX_BYTES']} bytes the virus scanner "
+                       "can check.", "too_large_to_scan")
     content_type = parse_content_type(content_type, config["ALLOWED_TYPES"])
     storage = store.get_storage()
 
