@@ -1,4 +1,4 @@
-"""Command-line entry points: users, the worker, storage set-up."""
+"""Command-line entry points: users, the worker, storage set-up, the scanner check."""
 import click
 from flask import current_app
 from flask.cli import AppGroup
@@ -7,6 +7,7 @@ from webapp.services.errors import ServiceError
 
 users = AppGroup("users", help="Manage accounts.")
 storage_cli = AppGroup("storage", help="Object storage set-up.")
+scanner_cli = AppGroup("scanner", help="The virus scanner (clamd).")
 
 
 @users.command("create")
@@ -74,6 +75,24 @@ def storage_check_command(origins):
                f"{', '.join(origins)} with ETag exposed, lifecycle rules present, URL lifetimes within limits")
 
 
+@scanner_cli.command("check")
+def scanner_check_command():
+    """Prove clamd reads a file of SCANNER_MAX_BYTES whole: it must find EICAR at the end of a
+    padded ZIP of that size (exit 1 if not). The outcome is recorded for the admin dashboard."""
+    from webapp.services.scanner_check import check_scanner
+
+    check = check_scanner()
+    click.echo(f"{'OK  ' if check.ok else 'FAIL'}  clamd answered {check.reply!r} for a ZIP of "
+               f"{check.max_bytes} bytes (EICAR after a filler entry) in {check.seconds:.1f} s")
+    if check.version:
+        click.echo(f"      {check.version}")
+    if not check.ok:
+        click.echo("      clamd must read files of this size whole: give it StreamMaxLength, MaxFileSize and "
+                   "MaxScanSize to match and AlertExceedsMax yes, and CLAMD_TIMEOUT room for the scan, "
+                   "or lower SCANNER_MAX_BYTES", err=True)
+        raise click.exceptions.Exit(1)
+
+
 @click.command("worker")
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
 @click.option("--scheduler/--no-scheduler", default=True, help="Also run RQ's scheduler.")
@@ -88,4 +107,5 @@ def register(app):
     """Attach the commands to app."""
     app.cli.add_command(users)
     app.cli.add_command(storage_cli)
+    app.cli.add_command(scanner_cli)
     app.cli.add_command(worker_command)

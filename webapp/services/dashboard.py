@@ -2,7 +2,7 @@
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from webapp import queue
 from webapp.extensions import db
@@ -10,6 +10,7 @@ from webapp.models import Upload, UploadStatus, User
 from webapp.models.base import utcnow
 from webapp.models.upload import COUNTS_AGAINST_QUOTA
 from webapp.scanning import ClamdClient, ScannerUnavailable
+from webapp.services.scanner_check import last_scanner_check
 
 _HELD = [s.value for s in COUNTS_AGAINST_QUOTA]
 
@@ -48,7 +49,7 @@ def storage_by_user(limit=10):
 def last_successful_scan():
     """When the scanner last finished a file (whatever its verdict), or None."""
     return db.session.scalar(select(func.max(Upload.scanned_at)).where(
-        Upload.reason.is_distinct_from("scan_incomplete")))
+        or_(Upload.reason.is_(None), Upload.reason.not_in(["scan_incomplete", "scan_limits_exceeded"]))))
 
 
 def scanner_status():
@@ -70,6 +71,7 @@ def overview():
         "by_user": storage_by_user(),
         "last_scan": last_successful_scan(),
         "scanner": scanner_status(),
+        "scanner_check": last_scanner_check(),
         "queues": queue.overview(),
     }
 
