@@ -383,4 +383,4 @@ def test_stream_over_clamd_limit_is_never_clean(app, api, run_worker, services, 
     finally:
         localservices.stop(process)
     info = api.status(upload_id)
-    assert (info["status"], info["reason"]) == ("rejected", "scan_incomplete")
+    assert (info["status"], info["reason"]) == ("rejected", "scan_limits_exceeded")

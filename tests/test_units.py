@@ -1,16 +1,21 @@
-"""Pure logic: filename rules, download names, type consistency, the clamd reply parser, images."""
+"""Pure logic: filename rules, download names, type consistency, the clamd reply parser, images,
+clamd's limits and the scanner check's test archive."""
 import io
 import socket
 import threading
+import zipfile
 
 import pytest
 from PIL import Image
 
 from tests.hostile_corpus import png
+from webapp.localservices import EICAR, ServiceError, clamd_limits
 from webapp.scanning import (
     ClamdClient,
     ImageRejected,
+    ScanAborted,
     ScanIncomplete,
+    ScanLimitsExceeded,
     ScannerUnavailable,
     check_image,
     effective_type,
@@ -19,6 +24,7 @@ from webapp.scanning import (
 )
 from webapp.services.errors import InvalidInput
 from webapp.services.names import clean_filename, content_disposition, download_name
+from webapp.services.scanner_check import judge_reply, padded_archive
 
 
 @pytest.mark.parametrize("raw, clean", [
@@ -104,8 +110,22 @@ def test_parse_instream_reply_refuses_anything_else(reply):
         parse_instream_reply(reply)
 
 
-def test_empty_reply_means_scanner_unavailable():
-    with pytest.raises(ScannerUnavailable):
+@pytest.mark.parametrize("reply", [
+    "stream: Heuristics.Limits.Exceeded.MaxFileSize FOUND",
+    "stream: Heuristics.Limits.Exceeded.MaxScanSize FOUND",
+    "stream: Heuristics.Limits.Exceeded.MaxFiles FOUND",
+    "stream: Heuristics.Limits.Exceeded.MaxRecursion FOUND",
+    "stream: Heuristics.Limits.Exceeded.MaxScanTime FOUND",
+    "INSTREAM size limit exceeded. ERROR",
+])
+def test_a_limit_reply_is_not_a_verdict(reply):
+    # Neither malware nor clean: clamd stopped reading before the end of the file.
+    with pytest.raises(ScanLimitsExceeded):
+        parse_instream_reply(reply)
+
+
+def test_empty_reply_means_the_scan_was_cut_off():
+    with pytest.raises(ScanAborted):
         parse_instream_reply("")
 
 
@@ -117,7 +137,7 @@ def test_unreachable_clamd_is_unavailable_not_clean():
         ClamdClient(f"tcp://127.0.0.1:{port}", timeout=1).scan_stream([b"data"])
 
 
-def test_silent_clamd_times_out():
+def test_silent_clamd_times_out_and_counts():
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen()
@@ -125,7 +145,7 @@ def test_silent_clamd_times_out():
     thread = threading.Thread(target=lambda: accepted.append(server.accept()), daemon=True)
     thread.start()
     try:
-        with pytest.raises(ScannerUnavailable):
+        with pytest.raises(ScanAborted, match="did not answer within 0.5s"):
             ClamdClient(f"tcp://127.0.0.1:{server.getsockname()[1]}", timeout=0.5).scan_stream([b"x"])
     finally:
         thread.join(2)
@@ -148,3 +168,58 @@ def test_check_image_refuses(data, reason):
     with pytest.raises(ImageRejected) as info:
         check_image(data, 50_000, 320)
     assert info.value.reason == reason
+
+
+MiB = 1024 * 1024
+
+
+def test_clamd_limits_cover_a_stream_and_what_it_unpacks():
+    assert clamd_limits(512 * MiB, 1024 * MiB, 10_000) == {
+        "StreamMaxLength": "512M", "MaxFileSize": "1024M", "MaxScanSize": "1536M", "MaxFiles": "10000",
+        "MaxRecursion": "17", "AlertExceedsMax": "yes"}
+    # A stored archive unpacks to its own size at least; odd sizes are written in bytes.
+    limits = clamd_limits(101 * MiB + 1)
+    assert (limits["StreamMaxLength"], limits["MaxFileSize"], limits["MaxScanSize"]) == (
+        str(101 * MiB + 1), str(101 * MiB + 1), str(202 * MiB + 2))
+
+
+def test_clamd_limits_refuse_what_clamav_cannot_read():
+    with pytest.raises(ServiceError, match="cannot read a file"):
+        clamd_limits(2048 * MiB)
+    with pytest.raises(ServiceError):
+        clamd_limits(512 * MiB, 2048 * MiB)
+
+
+@pytest.mark.parametrize("size", [400, 1 * MiB, 3 * MiB + 7])
+def test_padded_archive_has_the_exact_size_and_ends_with_eicar(size):
+    chunks = list(padded_archive(size))
+    assert max(len(chunk) for chunk in chunks) <= MiB + 4096  # streamed, never built whole
+    data = b"".join(chunks)
+    assert len(data) == size
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        entries = archive.infolist()
+        assert [entry.filename for entry in entries] == ["filler.bin", "eicar.com"]
+        assert all(entry.compress_type == zipfile.ZIP_STORED for entry in entries)
+        assert archive.read("eicar.com") == EICAR
+        assert archive.testzip() is None  # CRCs and sizes are right
+
+
+def test_padded_archive_refuses_impossible_sizes():
+    with pytest.raises(ValueError):
+        padded_archive(100)
+    with pytest.raises(ValueError):
+        padded_archive(2 ** 31)
+
+
+@pytest.mark.parametrize("reply, ok", [
+    ("stream: Eicar-Test-Signature.UNOFFICIAL FOUND", True),
+    ("stream: Win.Test.EICAR_HDB-1 FOUND", True),
+    ("stream: OK", False),
+    ("stream: Heuristics.Limits.Exceeded.MaxFileSize FOUND", False),
+    ("stream: Heuristics.Limits.Exceeded.EICAR FOUND", False),
+    ("stream: Win.Trojan.Agent-1 FOUND", False),
+    ("INSTREAM size limit exceeded. ERROR", False),
+    ("clamd unreachable: [Errno 111] Connection refused", False),
+])
+def test_the_scanner_check_passes_only_on_the_test_signature(reply, ok):
+    assert judge_reply(reply) is ok
