@@ -5,9 +5,12 @@ started again; S3 (moto keeps its objects in memory) and PostgreSQL (shared by t
 off by a TCP proxy that drops every connection and refuses new ones, as a restart does.
 """
 import re
+import resource
+import socket
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -15,6 +18,7 @@ import requests
 from sqlalchemy import func, select
 
 from tests.conftest import bucket_keys
+from tests.hostile_corpus import png
 from tests.processes import Restartable, TcpProxy, http_login, kill_group, running_worker, serving
 from tests.test_flow import row
 from webapp import localservices
@@ -84,6 +88,117 @@ def test_worker_killed_mid_scan_ends_available_exactly_once(app, api, tmp_path, 
     assert bucket_keys(app, "files/") == [upload.file_key]  # the killed run's copy is gone too
     assert bucket_keys(app, "incoming/") == []
     assert [event.details["status"] for event in verdicts(upload_id)] == ["available"]
+
+
+# --- A file the scanner chokes on: clamd hangs, clamd crashes, the job runs out of memory ---
+
+@pytest.fixture
+def silent_clamd():
+    """A server that takes every INSTREAM whole and never answers, as a clamd stuck on a file."""
+    server = socket.create_server(("127.0.0.1", 0))
+    connections = []
+
+    def drain(conn):
+        try:
+            while conn.recv(65536):
+                pass
+        except OSError:
+            pass
+
+    def serve():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return  # closed
+            connections.append(conn)
+            threading.Thread(target=drain, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    server.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
+    server.close()
+    thread.join(5)
+    for conn in connections:
+        conn.close()
+
+
+def test_a_file_clamd_never_answers_for_ends_rejected_not_requeued_forever(app, api, tmp_path, silent_clamd):
+    upload_id = api.upload(b"clamd hangs on this file")
+    with running_worker(app, tmp_path / "worker.log", scheduler=True, CLAMD_URL=silent_clamd, CLAMD_TIMEOUT=1,
+                        MAX_SCAN_FAILURES=2):
+        # The first run times out (counted) and RQ retries 5 s later; the second is the last.
+        wait_for(lambda: status_of(upload_id) == "rejected", 60, "the timed-out scans to reject the upload")
+    upload = row(upload_id)
+    assert (upload.reason, upload.scan_failures) == ("scan_failed", 2)
+    assert bucket_keys(app) == []
+    assert [event.details["status"] for event in verdicts(upload_id)] == ["rejected"]
+
+
+@pytest.fixture
+def slow_s3(services):
+    """moto behind a 16 MiB/s link, so that the worker streams a large file to clamd for seconds."""
+    proxy = TcpProxy(port_of(services["s3"]), bytes_per_second=16 * MiB)
+    yield f"http://127.0.0.1:{proxy.port}"
+    proxy.close()
+
+
+class TestClamdCrash:
+    @pytest.fixture
+    def app_config(self, own_clamd):
+        return {"CLAMD_URL": f"tcp://127.0.0.1:{own_clamd.port}"}
+
+    def test_clamd_dying_mid_stream_counts_against_the_file(self, app, api, own_clamd, slow_s3, tmp_path):
+        data = b"".join(b"line %09d of a large plain text file\n" % i for i in range(1_400_000))  # 49 MiB
+        upload_id = api.upload(data, filename="large.txt")
+        with running_worker(app, tmp_path / "worker.log", scheduler=True, S3_ENDPOINT_URL=slow_s3,
+                            MAX_SCAN_FAILURES=2):
+            for attempt in (1, 2):
+                wait_for(lambda: status_of(upload_id) == "scanning", 60, f"scan {attempt} to start")
+                time.sleep(1.0)  # well into the stream: about 16 of 49 MiB sent to clamd
+                own_clamd.process.kill()  # clamd crashes on this file
+                own_clamd.process.wait(10)
+                if attempt == 1:
+                    wait_for(lambda: row(upload_id).scan_failures == 1, 30, "the crash to count")
+                    assert status_of(upload_id) == "uploaded"  # released for RQ's retry, still unserved
+                    own_clamd.start()
+            wait_for(lambda: status_of(upload_id) == "rejected", 30, "the second crash to reject the upload")
+        upload = row(upload_id)
+        assert (upload.reason, upload.scan_failures) == ("scan_failed", 2)
+        assert bucket_keys(app) == []
+
+
+def horse_free_memory_limit(app, log_path):
+    """SCAN_MEMORY_LIMIT that leaves a work horse 160 MiB above what an idle worker maps."""
+    with running_worker(app, log_path, SCAN_MEMORY_LIMIT=0) as worker:
+        status = (Path("/proc") / str(worker.pid) / "status").read_text()
+    mapped = int(re.search(r"VmSize:\s+(\d+) kB", status).group(1)) * 1024
+    return mapped + 160 * MiB
+
+
+class TestScanMemoryLimit:
+    @pytest.fixture
+    def app_config(self):
+        return {"MAX_IMAGE_PIXELS": 70_000_000}
+
+    def test_a_scan_that_runs_out_of_memory_fails_that_upload_only(self, app, api, run_worker, tmp_path):
+        log = tmp_path / "worker.log"
+        limit = horse_free_memory_limit(app, log)
+        image = png((8000, 8000))  # 300 KB that decode to 256 MB of pixels
+        small, flood = api.upload(b"a small file"), api.upload(image, "big.png", "image/png")
+        with running_worker(app, log, SCAN_MEMORY_LIMIT=limit, MAX_SCAN_FAILURES=1, MAX_IMAGE_PIXELS=70_000_000):
+            wait_for(lambda: status_of(flood) == "rejected", 60, "the image's scan to run out of memory")
+            wait_for(lambda: status_of(small) == "available", 30, "the small file to pass under the same limit")
+        assert row(flood).reason == "scan_failed" and row(flood).scan_failures == 1
+        assert "MemoryError" in log.read_text()
+        assert bucket_keys(app, f"files/{row(small).user_id}/") == [row(small).file_key]
+
+        # The limit belongs to the forked work horse: this process (and its in-process worker) has none.
+        again = api.upload(image, "big.png", "image/png")
+        run_worker()
+        assert status_of(again) == "available"
+        assert resource.getrlimit(resource.RLIMIT_AS)[0] == resource.RLIM_INFINITY
 
 
 # --- Redis stopped when complete is called ---

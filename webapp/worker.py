@@ -1,4 +1,6 @@
 """The RQ worker process, run inside the app context (`flask worker`)."""
+import resource
+
 from flask import current_app
 from rq import Worker
 
@@ -9,11 +11,24 @@ from webapp.queue import QUEUE_NAMES, get_queue, get_redis, schedule_maintenance
 JOB_MONITORING_INTERVAL = 10
 
 
+def limit_memory(limit):
+    """Cap this process's address space at limit bytes (never above its hard limit; 0: no cap)."""
+    if not limit:
+        return
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    soft = limit if hard == resource.RLIM_INFINITY else min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+
+
 class AppWorker(Worker):
-    """A forking worker whose work horse does not share the parent's database connections."""
+    """A forking worker whose work horse does not share the parent's database connections, and
+    runs its job under SCAN_MEMORY_LIMIT."""
 
     def main_work_horse(self, *args, **kwargs):
         db.engine.dispose(close=False)
+        # Only the forked horse: a file that makes a job exhaust memory fails that job (a
+        # MemoryError, counted against the upload) instead of the worker or the machine.
+        limit_memory(current_app.config["SCAN_MEMORY_LIMIT"])
         return super().main_work_horse(*args, **kwargs)
 
 
