@@ -96,7 +96,8 @@ def start_clamd(workdir, port=None, database=None, limits=None, stream_max=None)
     """Start clamd in the foreground on 127.0.0.1:port; returns (process, port).
 
     limits: clamd.conf limit options; by default clamd_limits() for the environment's
-    MAX_UPLOAD_BYTES, ZIP_MAX_TOTAL_BYTES and ZIP_MAX_ENTRIES. stream_max overrides StreamMaxLength.
+    MAX_UPLOAD_BYTES, ZIP_MAX_TOTAL_BYTES and ZIP_MAX_ENTRIES ({} leaves clamd's own defaults, which
+    answer OK for what they skip). stream_max overrides StreamMaxLength.
     """
     binary = clamd_binary()
     if not binary:

@@ -39,6 +39,7 @@ class _Spool:
 
 
 def _archive_chunks(filler_bytes):
+    """Chunks of the test archive with a filler entry of filler_bytes zeros."""
     spool = _Spool()
     # Written to an unseekable file, so entries carry data descriptors; clamd reads them from the
     # central directory, which comes last: the whole stream must be read to find EICAR.
