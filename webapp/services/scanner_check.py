@@ -8,7 +8,7 @@ from sqlalchemy import select
 from webapp.extensions import db
 from webapp.localservices import EICAR
 from webapp.models.scanner import ScannerCheck
-from webapp.scanning import ClamdClient, ScanAborted, ScannerUnavailable
+from webapp.scanning import ClamdClient, ScanAborted, ScanIncomplete, ScannerUnavailable, parse_instream_reply
 
 #: Bytes of filler handed to clamd at a time: the test archive is never held whole.
 BLOCK = 1024 * 1024
@@ -67,10 +67,11 @@ def padded_archive(total_bytes):
 
 def judge_reply(reply):
     """True only when clamd reported the test signature (not a limit alert, not OK, not an error)."""
-    if not (reply.startswith("stream: ") and reply.endswith(" FOUND")):
+    try:
+        name = parse_instream_reply(reply)
+    except (ScanIncomplete, ScanAborted):
         return False
-    name = reply[len("stream: "):-len(" FOUND")]
-    return "eicar" in name.lower() and not name.startswith("Heuristics.")
+    return name is not None and "eicar" in name.lower()
 
 
 def check_scanner():
