@@ -114,3 +114,29 @@ def test_readyz_probes_again_once_the_cache_is_stale(services, monkeypatch):
         scanner = response.get_json()["checks"]["scanner"]
         assert (response.status_code, scanner["ok"], scanner["error"]) == (503, False, "clamd unreachable")
         assert proxy.accepted == 1
+
+
+def test_readyz_says_what_the_last_scanner_check_proved(app):
+    from webapp.models import ScannerCheck
+
+    app.config["READYZ_CACHE_SECONDS"] = 0
+    client = app.test_client()
+    body = client.get("/readyz").get_json()
+    assert body["scanner_limits"] == {"ok": False, "error": "never checked: run flask scanner check"}
+    assert body["status"] == "ok"  # a detail, not a reason to take the process out of service
+
+    size = app.config["SCANNER_MAX_BYTES"]
+    db.session.add(ScannerCheck(ok=True, max_bytes=size, reply="stream: Eicar-Test-Signature.UNOFFICIAL FOUND"))
+    db.session.commit()
+    limits = client.get("/readyz").get_json()["scanner_limits"]
+    assert limits["ok"] is True and limits["max_bytes"] == size and "error" not in limits
+
+    app.config["SCANNER_MAX_BYTES"] = size + 1  # raised past what was proved
+    limits = client.get("/readyz").get_json()["scanner_limits"]
+    assert (limits["ok"], limits["error"]) == (False, "SCANNER_MAX_BYTES is larger than the last check proved")
+
+    db.session.add(ScannerCheck(ok=False, max_bytes=size + 1, reply="stream: OK"))
+    db.session.commit()
+    limits = client.get("/readyz").get_json()["scanner_limits"]
+    assert (limits["ok"], limits["error"]) == (False, "the last check failed")
+    assert "stream" not in str(limits)  # clamd's words stay on the admin dashboard

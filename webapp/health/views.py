@@ -16,10 +16,14 @@ def healthz():
 @bp.route("/readyz")
 @limiter.exempt
 def readyz():
-    """200 when the database, Redis, storage and clamd all answer; 503 naming what is down (cached briefly)."""
-    checks = cached_readiness()
+    """200 when the database, Redis, storage and clamd all answer; 503 naming what is down (cached briefly).
+
+    "scanner_limits" says whether clamd was last proved to read SCANNER_MAX_BYTES whole; it is a
+    detail for operators, not part of readiness (a larger file is refused, never passed unscanned).
+    """
+    checks, limits = cached_readiness()
     ready = all(check["ok"] for check in checks.values())
-    response = jsonify(status="ok" if ready else "unavailable", checks=checks)
+    response = jsonify(status="ok" if ready else "unavailable", checks=checks, scanner_limits=limits)
     response.status_code = 200 if ready else 503
     return _no_store(response)
 

@@ -12,6 +12,7 @@ from webapp import queue
 from webapp import storage as store
 from webapp.extensions import db
 from webapp.services.dashboard import scanner_status
+from webapp.services.scanner_check import last_scanner_check
 
 
 class Down(Exception):
@@ -73,21 +74,40 @@ def readiness():
         return {name: future.result() for name, future in futures.items()}
 
 
+def scanner_limits():
+    """What the last `flask scanner check` proved: a detail for operators, never a reason to be unready."""
+    try:
+        last = last_scanner_check()
+    except SQLAlchemyError:
+        return {"ok": False, "error": "unknown: the database is unreachable"}
+    finally:
+        db.session.remove()
+    if last is None:
+        return {"ok": False, "error": "never checked: run flask scanner check"}
+    found = {"ok": last["ok"] and last["covers_setting"], "checked_at": last["checked_at"],
+             "max_bytes": last["max_bytes"]}
+    if not last["ok"]:
+        found["error"] = "the last check failed"
+    elif not last["covers_setting"]:
+        found["error"] = "SCANNER_MAX_BYTES is larger than the last check proved"
+    return found
+
+
 def clock():
     """Monotonic seconds (one function, so a test can move the clock)."""
     return time.monotonic()
 
 
 def cached_readiness():
-    """readiness(), probed at most once per READYZ_CACHE_SECONDS in this process, whatever the request rate.
+    """(readiness(), scanner_limits()), probed at most once per READYZ_CACHE_SECONDS in this process.
 
     Requests that arrive while a probe runs wait for its answer rather than start probes of their own, so a
     flood of /readyz costs clamd (and the rest) one connection per window, not one per request.
     """
     app = current_app._get_current_object()
-    cache = app.extensions.setdefault("readiness", {"lock": threading.Lock(), "at": None, "checks": None})
+    cache = app.extensions.setdefault("readiness", {"lock": threading.Lock(), "at": None, "answer": None})
     with cache["lock"]:
         if cache["at"] is None or clock() - cache["at"] >= app.config["READYZ_CACHE_SECONDS"]:
-            cache["checks"] = readiness()
+            cache["answer"] = readiness(), scanner_limits()
             cache["at"] = clock()
-        return cache["checks"]
+        return cache["answer"]
