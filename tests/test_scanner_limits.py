@@ -66,6 +66,14 @@ def small_clamd(tmp_path_factory):
     localservices.stop(process)
 
 
+@pytest.fixture(scope="module")
+def silent_clamd(tmp_path_factory):
+    """clamd whose sizes cover every file but which skips what passes its other limits in silence."""
+    process, url = own_clamd(tmp_path_factory, "silent-clamd", {**clamd_limits(BIG), "AlertExceedsMax": "no"})
+    yield url
+    localservices.stop(process)
+
+
 def upload_zip(api, data):
     return api.upload(data, filename="archive.zip", content_type="application/zip")
 
@@ -151,6 +159,18 @@ def test_check_fails_on_a_limit_alert(app, small_clamd):
     result, check = run_check(app, small_clamd)
     assert result.exit_code == 1
     assert check.reply == "stream: Heuristics.Limits.Exceeded.MaxFileSize FOUND" and not check.ok
+
+
+def test_check_fails_on_a_clamd_that_reads_the_size_but_hides_its_other_limits(app, silent_clamd):
+    # The attack it stands for: EICAR past MaxRecursion (or MaxFiles, MaxScanTime) would pass as clean.
+    from webapp.scanning import ClamdClient
+    from webapp.services.scanner_check import nested_archive
+
+    assert ClamdClient(silent_clamd).instream([nested_archive()]) == "stream: OK"
+    result, check = run_check(app, silent_clamd)
+    assert result.exit_code == 1, result.output
+    assert not check.ok
+    assert check.reply == "stream: OK for EICAR 64 archives deep (AlertExceedsMax is off)"
 
 
 def test_check_fails_when_clamd_is_unreachable(app):

@@ -78,7 +78,8 @@ def storage_check_command(origins):
 @scanner_cli.command("check")
 def scanner_check_command():
     """Prove clamd reads a file of SCANNER_MAX_BYTES whole: it must find EICAR at the end of a
-    padded ZIP of that size (exit 1 if not). The outcome is recorded for the admin dashboard."""
+    padded ZIP of that size, and report EICAR or a limit alert for EICAR nested past its recursion
+    limit (exit 1 if not). The outcome is recorded for the admin dashboard."""
     from webapp.services.scanner_check import check_scanner
 
     check = check_scanner()

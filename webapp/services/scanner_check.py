@@ -1,4 +1,6 @@
-"""The scanner check: prove that clamd reads a file of SCANNER_MAX_BYTES whole, and remember it."""
+"""The scanner check: prove that clamd reads a file of SCANNER_MAX_BYTES whole, and says so when
+it does not read something, and remember it."""
+import io
 import time
 import zipfile
 
@@ -8,12 +10,21 @@ from sqlalchemy import select
 from webapp.extensions import db
 from webapp.localservices import EICAR
 from webapp.models.scanner import ScannerCheck
-from webapp.scanning import ClamdClient, ScanAborted, ScanIncomplete, ScannerUnavailable, parse_instream_reply
+from webapp.scanning import (
+    ClamdClient,
+    ScanAborted,
+    ScanIncomplete,
+    ScanLimitsExceeded,
+    ScannerUnavailable,
+    parse_instream_reply,
+)
 
 #: Bytes of filler handed to clamd at a time: the test archive is never held whole.
 BLOCK = 1024 * 1024
 FILLER_NAME = "filler.bin"
 EICAR_NAME = "eicar.com"
+#: ZIPs around ZIPs around EICAR in the alert probe: deeper than clamd's MaxRecursion (17 by default).
+ALERT_DEPTH = 64
 
 
 class _Spool:
@@ -65,6 +76,28 @@ def padded_archive(total_bytes):
     return _archive_chunks(total_bytes - overhead)
 
 
+def nested_archive(depth=ALERT_DEPTH):
+    """The EICAR test file inside depth levels of stored ZIPs (a few KiB)."""
+    data, name = EICAR, EICAR_NAME
+    for level in range(depth):
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
+            archive.writestr(name, data)
+        data, name = out.getvalue(), f"level-{level}.zip"
+    return data
+
+
+def judge_alert_reply(reply):
+    """True when clamd either found EICAR deep down or said it stopped short (AlertExceedsMax)."""
+    try:
+        name = parse_instream_reply(reply)
+    except ScanLimitsExceeded:
+        return True
+    except (ScanIncomplete, ScanAborted):
+        return False
+    return name is not None and "eicar" in name.lower()
+
+
 def judge_reply(reply):
     """True only when clamd reported the test signature (not a limit alert, not OK, not an error)."""
     try:
@@ -85,9 +118,16 @@ def check_scanner():
         version = client.version()
         started = time.monotonic()
         reply = client.instream(padded_archive(size))
+        ok = judge_reply(reply)
+        if ok:
+            # Limits the size probe cannot reach (recursion, file counts, scan time): clamd must say
+            # when it stops short, or whatever hides past a limit would pass as clean.
+            alert = client.instream([nested_archive()])
+            if not judge_alert_reply(alert):
+                ok, reply = False, f"{alert} for EICAR {ALERT_DEPTH} archives deep (AlertExceedsMax is off)"
     except (ScannerUnavailable, ScanAborted, ValueError) as exc:
-        reply = str(exc)
-    check = ScannerCheck(ok=judge_reply(reply), max_bytes=size, reply=reply[:255],
+        ok, reply = False, str(exc)
+    check = ScannerCheck(ok=ok, max_bytes=size, reply=reply[:255],
                          version=version and version[:255], seconds=round(time.monotonic() - started, 3))
     db.session.add(check)
     db.session.commit()
