@@ -296,8 +296,16 @@ def thumbnail_url(user, upload_id):
     return signed_preview(find_upload(user, upload_id, statuses=[UploadStatus.AVAILABLE]))
 
 
+def _servable(upload):
+    """Refuse a file accepted while scanning was off, now that a scanner is there to scan it first."""
+    if upload.unscanned and current_app.config["SCANNER"] == "clamd":
+        raise Conflict("This file was accepted while virus scanning was off and is waiting for its scan; "
+                       "try again shortly.", "awaiting_scan")
+
+
 def signed_download(upload):
     """Presigned GET of an available upload's verified object, as an attachment of its detected type."""
+    _servable(upload)
     extension = upload.file_key.rsplit(".", 1)[-1]
     header = content_disposition(download_name(upload.filename, extension))
     return store.get_storage().presign_get(upload.file_key, current_app.config["DOWNLOAD_URL_TTL"],
@@ -308,6 +316,7 @@ def signed_preview(upload):
     """Presigned GET of the re-encoded PNG preview, or NotFound when there is none."""
     if not upload.thumbnail_key:
         raise NotFound()
+    _servable(upload)
     return store.get_storage().presign_get(upload.thumbnail_key, current_app.config["DOWNLOAD_URL_TTL"],
                                            "inline", "image/png")
 

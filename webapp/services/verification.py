@@ -366,14 +366,57 @@ def _content_checks(upload, detected, data, storage, config, run):
 def rescan_upload(upload_id):
     """Malware-scan an available file that was accepted while scanning was off.
 
-    Clean: it is marked scanned. Flagged, or not read whole: it is quarantined (unserved, kept for a
-    moderator). Returns the status it ends in, or None if there was nothing to do.
+    Clean: it is marked scanned. Flagged, not read whole, or failing MAX_SCAN_FAILURES times: it is
+    quarantined (unserved, kept for a moderator). Blocked bytes are taken down. Until then the file
+    is not served (uploads.signed_download). Returns the status it ends in, or None.
     """
     upload = db.session.get(Upload, upload_id)
     config = current_app.config
     if (upload is None or not upload.unscanned or upload.status != UploadStatus.AVAILABLE.value
             or config["SCANNER"] != "clamd"):
         return None
+    if is_blocked(upload.sha256):
+        _take_down_blocked(upload.id, [upload.file_key, upload.thumbnail_key])
+        return UploadStatus.REMOVED
+    try:
+        signature, reason = _rescan_stream(upload, config), "malware"
+    except ScanLimitsExceeded:
+        signature, reason = None, "scan_limits_exceeded"
+    except ScanIncomplete:
+        signature, reason = None, "scan_incomplete"
+    except TRANSIENT:
+        raise
+    except Exception:
+        # The file, not a dependency, made the scan fail: count it, and stop retrying at the limit.
+        log.exception("scan of unscanned upload %s failed", upload_id)
+        db.session.rollback()
+        db.session.execute(_unscanned(upload_id).values(scan_failures=Upload.scan_failures + 1))
+        db.session.commit()
+        db.session.refresh(upload)
+        if upload.scan_failures < config["MAX_SCAN_FAILURES"]:
+            raise
+        signature, reason = None, "scan_failed"
+    values = {"unscanned": False, "scanned_at": utcnow(), "updated_at": utcnow()}
+    status = UploadStatus.AVAILABLE
+    if signature or reason != "malware":
+        status = UploadStatus.QUARANTINED
+        values.update(status=status.value, reason=reason, signature=signature and signature[:255])
+    result = db.session.execute(_unscanned(upload_id).values(**values))
+    if result.rowcount:
+        audit.record("scan_verdict", None, "upload", upload_id, reason=values.get("reason"),
+                     details={"status": status.value, "job_id": logs.current().get("job_id"), "rescan": True})
+    db.session.commit()
+    return status if result.rowcount else None
+
+
+def _unscanned(upload_id):
+    return update(Upload).where(Upload.id == upload_id, Upload.status == UploadStatus.AVAILABLE.value,
+                                Upload.unscanned.is_(True))
+
+
+def _rescan_stream(upload, config):
+    """Stream the stored file through clamd; its signature name or None, checking the bytes are the
+    ones accepted."""
     digest = hashlib.sha256()
 
     def chunks():
@@ -381,26 +424,10 @@ def rescan_upload(upload_id):
             digest.update(chunk)
             yield chunk
 
-    client = ClamdClient(config["CLAMD_URL"], timeout=config["CLAMD_TIMEOUT"])
-    try:
-        signature, reason = client.scan_stream(chunks()), "malware"
-    except ScanIncomplete:
-        signature, reason = None, "scan_incomplete"
+    signature = ClamdClient(config["CLAMD_URL"], timeout=config["CLAMD_TIMEOUT"]).scan_stream(chunks())
     if digest.hexdigest() != upload.sha256:
         raise store.StorageError("the stored file is not the one accepted")
-    values = {"unscanned": False, "scanned_at": utcnow(), "updated_at": utcnow()}
-    status = UploadStatus.AVAILABLE
-    if signature or reason != "malware":
-        status = UploadStatus.QUARANTINED
-        values.update(status=status.value, reason=reason, signature=signature and signature[:255])
-    result = db.session.execute(
-        update(Upload).where(Upload.id == upload_id, Upload.status == UploadStatus.AVAILABLE.value,
-                             Upload.unscanned.is_(True)).values(**values))
-    if result.rowcount:
-        audit.record("scan_verdict", None, "upload", upload_id, reason=values.get("reason"),
-                     details={"status": status.value, "job_id": logs.current().get("job_id"), "rescan": True})
-    db.session.commit()
-    return status if result.rowcount else None
+    return signature
 
 
 def promote_quarantined(upload_id):
