@@ -189,7 +189,7 @@ class TestLoginThrottling:
     @pytest.fixture
     def app_config(self):
         return {"RATELIMIT_ENABLED": True, "LOGIN_LIMIT_PER_ACCOUNT": "3 per 15 minutes",
-                "LOGIN_LIMIT_PER_IP": "8 per minute"}
+                "LOGIN_LIMIT_PER_IP": "8 per minute", "LOGIN_LIMIT_ACROSS_ADDRESSES": "10 per hour"}
 
     def test_per_account(self, app, user):
         codes = [login(app.test_client(), "owner@example.com", "wrong password").status_code for _ in range(4)]
@@ -224,6 +224,20 @@ class TestLoginThrottling:
         codes = [login(attacker, f"guess{n}@example.com", "wrong").status_code for n in range(9)]
         assert codes == [401] * 8 + [429]
         assert login(from_address(app, "203.0.113.5"), "owner@example.com").status_code == 302
+
+
+    def test_one_ipv6_subscriber_counts_as_one_address(self, app, user):
+        # The attack: a fresh address from the same /64 for every guess, each with limits of its own.
+        codes = [login(from_address(app, f"2001:db8:1:2::{n:x}"), "owner@example.com", "wrong").status_code
+                 for n in range(1, 5)]
+        assert codes == [401, 401, 401, 429]
+        assert login(from_address(app, "2001:db8:1:3::1"), "owner@example.com").status_code == 302
+
+    def test_guesses_from_many_addresses_meet_a_wide_ceiling_per_account(self, app, user):
+        codes = [login(from_address(app, f"198.51.100.{n}"), "owner@example.com", "wrong").status_code
+                 for n in range(1, 12)]
+        assert codes == [401] * 10 + [429]
+        assert login(from_address(app, "203.0.113.5"), "b@example.com", "wrong").status_code == 401
 
 
 def from_address(app, address):

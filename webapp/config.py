@@ -179,6 +179,8 @@ def load_config(env_name=None, environ=None):
         # failed logins per account, and login attempts per client address
         "LOGIN_LIMIT_PER_ACCOUNT": get("LOGIN_LIMIT_PER_ACCOUNT", "5 per 15 minutes"),
         "LOGIN_LIMIT_PER_IP": get("LOGIN_LIMIT_PER_IP", "30 per minute"),
+        # failed logins to one account from all addresses together
+        "LOGIN_LIMIT_ACROSS_ADDRESSES": get("LOGIN_LIMIT_ACROSS_ADDRESSES", "100 per hour"),
         "PRESIGN_LIMIT": get("PRESIGN_LIMIT", "60 per minute"),
         "DOWNLOAD_LIMIT": get("DOWNLOAD_LIMIT", "30 per minute"),
         "MAX_PENDING_UPLOADS": num("MAX_PENDING_UPLOADS", 50),

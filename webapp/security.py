@@ -31,8 +31,12 @@ def client_address():
 
 
 def client_key():
-    """The rate-limit key for the client's address."""
-    return client_address() or "unknown"
+    """The rate-limit key for the client's address: an IPv6 client counts as its /64, which one
+    subscriber usually holds whole, so hopping between its addresses does not buy fresh limits."""
+    address = client_address()
+    if address and ":" in address:
+        return str(ipaddress.ip_network(f"{address.split('%')[0]}/64", strict=False))
+    return address or "unknown"
 
 
 def storage_origin(config):

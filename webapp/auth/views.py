@@ -53,11 +53,19 @@ def _login_account_key():
     return f"login-account:{client_key()}:{email}"
 
 
+def _login_email_key():
+    # The account from every address together: a wide ceiling on guessing one password from many
+    # addresses, far above what one address may try, so one stranger cannot reach it alone.
+    return "login-email:" + accounts.normalize_email(request.form.get("email", ""))[:254]
+
+
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(lambda: current_app.config["LOGIN_LIMIT_PER_IP"], methods=["POST"], key_func=client_key,
                scope="login-ip")
 @limiter.limit(lambda: current_app.config["LOGIN_LIMIT_PER_ACCOUNT"], methods=["POST"], key_func=_login_account_key,
                scope="login-account", deduct_when=lambda response: response.status_code == 401)
+@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_ACROSS_ADDRESSES"], methods=["POST"], key_func=_login_email_key,
+               scope="login-email", deduct_when=lambda response: response.status_code == 401)
 def login():
     """Sign in with email and password."""
     if current_user.is_authenticated:
