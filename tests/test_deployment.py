@@ -68,6 +68,14 @@ def test_development_key_is_random_per_checkout_and_kept(tmp_path, monkeypatch):
     assert load_config("development", {})["SESSION_COOKIE_SECURE"] is False
 
 
+def test_an_empty_key_file_is_replaced_not_used(tmp_path, monkeypatch):
+    monkeypatch.setattr(settings, "INSTANCE", tmp_path)
+    (tmp_path / "secret_key").write_text("")  # a crash while an older version wrote it
+    key = load_config("development", {})["SECRET_KEY"]
+    assert len(key) == 64 and (tmp_path / "secret_key").read_text() == key
+    assert [p.name for p in tmp_path.iterdir()] == ["secret_key"]
+
+
 def test_testing_keys_differ_per_process():
     assert load_config("testing", {})["SECRET_KEY"] != load_config("testing", {})["SECRET_KEY"]
 

@@ -156,7 +156,9 @@ class TestClamdCrash:
                             MAX_SCAN_FAILURES=2):
             for attempt in (1, 2):
                 wait_for(lambda: status_of(upload_id) == "scanning", 60, f"scan {attempt} to start")
-                time.sleep(1.0)  # well into the stream: about 16 of 49 MiB sent to clamd
+                # Once the stream to clamd is open (the copy and the first reads come before it).
+                wait_for(lambda: connections_to(own_clamd.port), 60, f"scan {attempt} to reach clamd")
+                time.sleep(0.5)
                 own_clamd.process.kill()  # clamd crashes on this file
                 own_clamd.process.wait(10)
                 if attempt == 1:
@@ -167,6 +169,17 @@ class TestClamdCrash:
         upload = row(upload_id)
         assert (upload.reason, upload.scan_failures) == ("scan_failed", 2)
         assert bucket_keys(app) == []
+
+
+def connections_to(port):
+    """How many established TCP connections on this machine go to 127.0.0.1:port."""
+    found = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            remote_port, state = int(fields[2].rsplit(":", 1)[1], 16), fields[3]
+            found += remote_port == port and state == "01"
+    return found
 
 
 def horse_free_memory_limit(app, log_path):

@@ -54,14 +54,24 @@ def _allowed_types(env):
 def development_secret_key():
     """A random key kept in instance/secret_key, made on first use: never one printed in the code."""
     path = INSTANCE / "secret_key"
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        INSTANCE.mkdir(parents=True, exist_ok=True)
-        key = secrets.token_hex(32)
-        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
-            out.write(key)
+    if path.is_file() and (key := path.read_text().strip()):
         return key
+    INSTANCE.mkdir(parents=True, exist_ok=True)
+    # Written whole under a temporary name, then linked into place only if no key is there yet:
+    # processes starting together all end up with the first one's key, and none reads half a key.
+    temporary = path.with_name(f".secret_key.{os.getpid()}")
+    with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+        out.write(secrets.token_hex(32))
+    try:
+        if path.is_file():
+            os.replace(temporary, path)  # an empty file left behind: replace it
+        else:
+            os.link(temporary, path)
+    except FileExistsError:
+        pass
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path.read_text().strip()
 
 
 def _secret_key(env_name, configured):

@@ -110,8 +110,15 @@ def _give_up(upload_id, token, failures):
     log.error("upload %s rejected after %d failed scans", upload_id, failures)
     upload = db.session.get(Upload, upload_id)
     if _finish(upload_id, token, status=UploadStatus.REJECTED.value, reason="scan_failed"):
-        store.get_storage().delete(upload.incoming_key)
+        _remove_everything(upload)
     return UploadStatus.REJECTED
+
+
+def _remove_everything(upload):
+    """A refused upload's objects: the browser's, and whatever its scan runs wrote."""
+    storage = store.get_storage()
+    storage.delete(upload.incoming_key)
+    _remove_other_runs(upload, storage, keep=[])
 
 
 def _finish(upload_id, token, **values):
@@ -169,7 +176,8 @@ def verify_upload(upload_id, job_id=None):
             return _give_up(upload_id, token, failures)
         _release(upload_id, token)
         raise
-    _finish(upload_id, token, status=UploadStatus.REJECTED.value, reason="modified_during_scan")
+    if _finish(upload_id, token, status=UploadStatus.REJECTED.value, reason="modified_during_scan"):
+        _remove_everything(upload)
     return UploadStatus.REJECTED
 
 
@@ -461,6 +469,8 @@ def promote_quarantined(upload_id):
         db.session.rollback()
         storage.delete(*own_keys)
         return False
+    if upload.thumbnail_key and upload.thumbnail_key != own_keys[-1]:
+        storage.delete(upload.thumbnail_key)  # a preview made before a rescan quarantined it
     return True
 
 
