@@ -255,22 +255,19 @@ class ReadAhead(io.RawIOBase):
         super().__init__()
         self.inner, self.size = inner, size
         self.position, self.start, self.window = 0, 0, b""
-        self.fetches = 0
 
     def readable(self):
         return True
 
-    def seekable(self):
-        return True
-
-    def tell(self):
-        return self.position
-
     def seek(self, offset, whence=io.SEEK_SET):
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.size}[whence]
+        # zipfile finds the end record by seeking from the end; it never needs seekable() to say so.
+        base = (0, self.position, self.size)[whence]
         if base + offset < 0:
             raise OSError("seek before the start of the archive")
         self.position = base + offset
+        return self.position
+
+    def tell(self):
         return self.position
 
     def fetch(self, start, length):
@@ -278,7 +275,6 @@ class ReadAhead(io.RawIOBase):
         length = min(length, self.size - start)
         self.inner.seek(start)
         self.start, self.window = start, self.inner.read(length) if length > 0 else b""
-        self.fetches += 1
 
     def readinto(self, buffer):
         """Fill buffer completely (short only at the end), fetching a new window when it runs out."""
