@@ -426,8 +426,6 @@ CASES = [
          "pdf_too_complex", config={"PDF_MAX_OBJECTS": 10_000}),
     _pdf("pdf-many-packed-objects", "an object stream declaring 300,000 objects",
          partial(pdfs.many_packed_objects, 300_000), "pdf_too_complex"),
-    _pdf("pdf-nested-dictionaries", "dictionaries nested 150,000 deep (seconds of pypdf recovery), 0.2 s allowed",
-         partial(pdfs.nested, 150_000, b"<< /A ", b">>"), "pdf_too_complex", config={"PDF_CHECK_SECONDS": 0.2}),
     _pdf("pdf-nested-arrays", "arrays nested 500,000 deep", pdfs.nested, "pdf_corrupt"),
     _pdf("pdf-reference-cycles", "a dictionary that holds itself and a ring of 2,000 references",
          partial(pdfs.reference_cycles, 2_000), PDF_SERVED),

@@ -29,10 +29,12 @@ def refusal(data, **limits):
     make_zip([("photo.png", b"\x89PNG" + b"\0" * 100)]),
     make_zip([("notes.zip", zips.TEXT), ("old.tar.gz", zips.TEXT), ("x.7z", zips.TEXT), ("y.rar", b"")]),
     make_zip([("docs/", b""), ("docs/a.txt", zips.TEXT)]),
+    make_zip([("codes.csv", b"070707,Paris\n"), ("who.txt", b"BZhang wrote this\n"), ("b.bin", b"\x60\xea\0")]),
     make_zip([]),
     zips.as_zip64(make_zip([("a.txt", b"hello"), ("b.txt", b"world")])),
     many_entries(10_000),
-], ids=["text", "image", "text-named-as-archives", "folder", "empty", "zip64", "10000-entries"])
+], ids=["text", "image", "text-named-as-archives", "folder", "archive-like-text", "empty", "zip64",
+                            "10000-entries"])
 def test_ordinary_archives_pass(data):
     check_zip(io.BytesIO(data), **LIMITS)
 

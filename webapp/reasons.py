@@ -15,7 +15,7 @@ REASONS = {
     "image_too_many_pixels": "The image has too many pixels.",
     "image_too_large": "The image file is too large to check.",
     "expired": "The upload was never finished.",
-    "pdf_active_content": "The PDF contains scripts, forms that send data, embedded media, or actions that "
+    "pdf_active_content": "The PDF contains JavaScript, forms that send data, embedded media, or actions that "
                           "launch programs, open other files or open web pages by themselves.",
     "pdf_encrypted": "The PDF is encrypted, so its contents cannot be checked.",
     "pdf_corrupt": "The PDF is damaged and cannot be checked.",

@@ -207,13 +207,14 @@ def check_image(data, max_pixels, thumbnail_size):
 
 #: Archive formats an entry may not be (no archives inside archives), known by their first bytes:
 #: (offset, signature). Names are not trusted: `notes.txt` may be a gzip, `notes.zip` plain text.
+#: Formats whose mark is short or printable (ASCII cpio's "070707", lzma-alone, arj) are left out:
+#: too many CSV and data files begin that way.
 ARCHIVE_SIGNATURES = (
     (0, b"PK\x03\x04"), (0, b"PK\x05\x06"), (0, b"PK\x07\x08"),  # zip, jar, apk, docx ...
     (0, b"\x1f\x8b"),  # gzip
     (0, b"\x1f\x9d"), (0, b"\x1f\xa0"),  # compress (.Z)
-    (0, b"BZh"),  # bzip2
+    *((0, b"BZh%d" % level) for level in range(1, 10)),  # bzip2, with its block size
     (0, b"\xfd7zXZ\x00"),  # xz
-    (0, b"\x5d\x00\x00"),  # lzma (alone)
     (0, b"LZIP"),  # lzip
     (0, b"\x04\x22\x4d\x18"),  # lz4
     (0, b"\x28\xb5\x2f\xfd"),  # zstd
@@ -222,10 +223,8 @@ ARCHIVE_SIGNATURES = (
     (0, b"MSCF"),  # Microsoft cabinet
     (0, b"ISc("),  # InstallShield cabinet
     (0, b"!<arch>\n"),  # ar, .deb
-    (0, b"070701"), (0, b"070702"), (0, b"070707"), (0, b"\xc7\x71"), (0, b"\x71\xc7"),  # cpio
     (0, b"xar!"),  # xar, .pkg
     (0, b"\xed\xab\xee\xdb"),  # rpm
-    (0, b"\x60\xea"),  # arj
     (257, b"ustar"),  # tar
 )
 #: Decompressed bytes read from each entry: enough for every signature above.
