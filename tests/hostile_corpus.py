@@ -6,7 +6,6 @@ through presign -> PUT -> complete -> scan; or a `Request` to the app) and what 
 `python -m tests.hostile_corpus` prints the corpus as a Markdown table.
 """
 import io
-import stat
 import struct
 import zipfile
 import zlib
@@ -17,11 +16,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 from PIL import Image, PngImagePlugin
-from pypdf import PdfWriter
-from pypdf.actions import JavaScript
-from pypdf.generic import DictionaryObject, NameObject, TextStringObject
 
+from tests import hostile_pdfs as pdfs
+from tests import hostile_zips as zips
 from tests.conftest import PASSWORD, RESOURCES
+from tests.hostile_pdfs import EVIL_URL, obfuscated, with_javascript, with_launch, with_password, written
+from tests.hostile_zips import bomb, make_zip, many_entries, nested_eicar, symlink_zip
 from webapp.localservices import EICAR
 
 MiB = 1024 * 1024
@@ -198,89 +198,6 @@ def gifar():
     return gif() + make_zip([("Main.class", b"\xca\xfe\xba\xbe payload")], zipfile.ZIP_STORED)
 
 
-# --- Generators: archives ---
-
-def make_zip(entries, compression=zipfile.ZIP_DEFLATED):
-    """A ZIP of (name, bytes) entries."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression) as archive:
-        for name, data in entries:
-            archive.writestr(name, data)
-    return buffer.getvalue()
-
-
-def symlink_zip():
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        info = zipfile.ZipInfo("link")
-        info.external_attr = (stat.S_IFLNK | 0o777) << 16
-        archive.writestr(info, "/etc/passwd")
-    return buffer.getvalue()
-
-
-def bomb(total):
-    """A ZIP whose one entry inflates to total bytes of zeros (streamed, never held in memory)."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        with archive.open("zeros.bin", "w", force_zip64=True) as entry:
-            chunk = b"\0" * MiB
-            for _ in range(total // len(chunk)):
-                entry.write(chunk)
-    return buffer.getvalue()
-
-
-def many_entries(count):
-    return make_zip([(f"f{n}.txt", b"") for n in range(count)], zipfile.ZIP_STORED)
-
-
-def nested_eicar():
-    return make_zip([("eicar.zip", make_zip([("eicar.com", EICAR)]))])
-
-
-# --- Generators: PDFs ---
-
-def written(mutate=None):
-    """A one-page PDF from pypdf, changed by mutate(writer) first."""
-    writer = PdfWriter()
-    writer.add_blank_page(200, 200)
-    if mutate:
-        mutate(writer)
-    buffer = io.BytesIO()
-    writer.write(buffer)
-    return buffer.getvalue()
-
-
-def with_javascript(writer):
-    writer.add_open_action(JavaScript("app.alert('hi');"))
-
-
-def with_launch(writer):
-    writer._root_object[NameObject("/OpenAction")] = DictionaryObject({
-        NameObject("/S"): NameObject("/Launch"), NameObject("/F"): TextStringObject("calc.exe")})
-
-
-def with_password(writer):
-    writer.encrypt("secret", algorithm="RC4-128")
-
-
-def obfuscated():
-    """An OpenAction whose names are #-escaped (/J#61vaScript), hand-written with a correct xref."""
-    objects = [b"<< /Type /Catalog /Pages 2 0 R /OpenAction 4 0 R >>",
-               b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] >>",
-               b"<< /S /J#61vaScript /#4AS (app.alert(3)) >>"]
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj %s endobj\n" % (number, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer << /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
-
-
 def html_then_pdf():
     """An HTML page with a PDF after it: libmagic and PDF readers both find the PDF."""
     return b"<html><body>" + SCRIPT + b"</body></html>\n" + resource("tiny.pdf")
@@ -338,6 +255,18 @@ def _device(case_id, filename, attachment):
                    filename=filename)
 
 
+def _pdf(case_id, what, make, expect, **upload):
+    """A PDF upload case; expect is a reason code, or a Scanned outcome."""
+    expect = rejected(expect) if isinstance(expect, str) else expect
+    return _upload(case_id, "pdf", what, make, PDF, expect, filename="document.pdf", **upload)
+
+
+def _zip(case_id, what, make, expect, **upload):
+    """A ZIP upload case; expect is a reason code, or a Scanned outcome."""
+    expect = rejected(expect) if isinstance(expect, str) else expect
+    return _upload(case_id, "archive", what, make, ZIP, expect, filename="bundle.zip", **upload)
+
+
 def _next(case_id, what, target, location="/files"):
     return _request(case_id, "redirect", what, login(target), Answer(302, location=location))
 
@@ -348,6 +277,25 @@ BIDI = {"202a": "left-to-right embedding", "202b": "right-to-left embedding", "2
         "2067": "right-to-left isolate", "2068": "first strong isolate", "2069": "pop directional isolate"}
 PNG, JPEG, GIF, PDF, ZIP, TEXT = \
     "image/png", "image/jpeg", "image/gif", "application/pdf", "application/zip", "text/plain"
+
+PDF_SERVED = Scanned("available", detected_type="application/pdf")
+ZIP_SERVED = Scanned("available", detected_type="application/zip")
+ACTIVE = "pdf_active_content"
+GO_TO_PAGE = b"<< /S /GoTo /D [3 0 R /Fit] %s >>"
+#: Each action that runs, sends or opens something, as an open action: (id, description, action).
+ACTIONS = [
+    ("launch-indirect", "`/Launch` with `/S 5 0 R` (an indirect name)", b"<< /S 5 0 R /F (calc.exe) >>"),
+    ("submitform", "`/SubmitForm` to a web address", b"<< /S /SubmitForm /F << /FS /URL /F " + EVIL_URL + b" >> >>"),
+    ("importdata", "`/ImportData` of a form data file", b"<< /S /ImportData /F (data.fdf) >>"),
+    ("gotor", "`/GoToR` into another PDF", b"<< /S /GoToR /F (other.pdf) /D [0 /Fit] >>"),
+    ("gotoe", "`/GoToE` into an embedded PDF", b"<< /S /GoToE /T << /R /C /N (inner) >> /D [0 /Fit] >>"),
+    ("uri", "`/URI` opening a web page", pdfs.uri()),
+    ("richmedia-execute", "`/RichMediaExecute`", b"<< /S /RichMediaExecute /TA 4 0 R /CMD << /C (play) >> >>"),
+]
+#: Archives hidden under names that do not say so: (kind, name).
+DISGUISED = [("gzip", "notes.txt"), ("bzip2", "data.csv"), ("xz", "readme"), ("tar", "backup.dat"),
+             ("7z", "photo.jpg"), ("rar", "report.pdf"), ("zstd", "log.txt"), ("cab", "setup.ini"),
+             ("zip", "document.docx"), ("empty-zip", "empty.txt")]
 
 CASES = [
     # Markup, programs and other formats posing as allowed types: libmagic has the last word.
@@ -403,7 +351,121 @@ CASES = [
     _upload("pdf-garbage", "pdf", "`%PDF-1.4` header and garbage", b"%PDF-1.4\n garbage, not a pdf",
             PDF, rejected("pdf_corrupt")),
 
-    # Archives, judged from the central directory before anything is scanned or extracted.
+    # Parsers turned against the worker: actions pypdf hands back as indirect references, every way a
+    # PDF runs or opens something, and shapes that cost time or memory to read.
+    *[_pdf(f"pdf-openaction-{key}", f"PDF whose `/OpenAction` runs {what}",
+           partial(pdfs.open_action, action, b"/Launch"), ACTIVE) for key, what, action in ACTIONS],
+    _pdf("pdf-launch-indirect-packed", "`/OpenAction` `/S 5 0 R` = `/Launch`, both in an object stream",
+         partial(pdfs.open_action, b"<< /S 5 0 R /F (calc.exe) >>", b"/Launch", packed=(4, 5)), ACTIVE),
+    _pdf("pdf-uri-indirect-s", "`/OpenAction` whose `/S` is an indirect `/URI`",
+         partial(pdfs.open_action, b"<< /S 5 0 R /URI " + EVIL_URL + b" >>", b"/URI"), ACTIVE),
+    _pdf("pdf-javascript-name-tree", "document-level JavaScript in the `/Names` tree", partial(
+        pdfs.document, b"/Names << /JavaScript 4 0 R >>", b"", b"<< /Names [(x) << /S /JavaScript /JS 5 0 R >>] >>",
+        pdfs.stream(b"app.alert(1)")), ACTIVE),
+    _pdf("pdf-js-in-object-stream", "JavaScript action packed in an object stream", partial(
+        pdfs.open_action, b"<< /S /JavaScript /JS (app.alert(1)) >>", packed=(4,)), ACTIVE),
+    _pdf("pdf-launch-escaped", "`/S /Launc#68` (clamd's PDF heuristics see the escaped name first)", partial(
+        pdfs.open_action, b"<< /S /Launc#68 /F (calc.exe) >>"),
+         Scanned("quarantined", "malware", signature="Heuristics.PDF.ObfuscatedNameObject")),
+    _pdf("pdf-xfa", "XFA form in the `/AcroForm`", partial(
+        pdfs.document, b"/AcroForm << /Fields [] /XFA 4 0 R >>", b"",
+        pdfs.stream(b"<xdp:xdp xmlns:xdp='http://ns.adobe.com/xdp/'><script>app.alert(1)</script></xdp:xdp>")), ACTIVE),
+    _pdf("pdf-xfa-indirect-acroform", "XFA in an `/AcroForm` reached by reference", partial(
+        pdfs.document, b"/AcroForm 4 0 R", b"", b"<< /Fields [] /XFA [(template) 5 0 R] >>", pdfs.stream(b"<t/>")),
+         ACTIVE),
+    _pdf("pdf-richmedia-annotation", "`/RichMedia` annotation with its content", partial(
+        pdfs.document, b"", b"/Annots [4 0 R]", b"<< /Type /Annot /Subtype /RichMedia /Rect [0 0 99 99] "
+        b"/RichMediaContent << /Assets << /Names [(a.swf) 5 0 R] >> >> >>", b"<< /Type /Filespec /F (a.swf) >>"),
+         ACTIVE),
+    _pdf("pdf-richmedia-subtype-indirect", "annotation whose `/Subtype` is an indirect `/RichMedia`", partial(
+        pdfs.document, b"", b"/Annots [4 0 R]", b"<< /Type /Annot /Subtype 5 0 R /Rect [0 0 99 99] >>",
+        b"/RichMedia"), ACTIVE),
+    _pdf("pdf-richmedia-settings", "`/RichMediaSettings` alone", partial(
+        pdfs.document, b"/Extra << /RichMediaSettings << /Activation << /Condition /PO >> >> >>"), ACTIVE),
+    _pdf("pdf-page-open-uri", "page `/AA /O` (page opened) opens a web page", partial(
+        pdfs.page_triggers, b"/O " + pdfs.uri()), ACTIVE),
+    _pdf("pdf-catalog-aa-uri", "document `/AA /WC` (closing) opens a web page via a reference", partial(
+        pdfs.document, b"/AA << /WC 4 0 R >>", b"", pdfs.uri()), ACTIVE),
+    _pdf("pdf-aa-indirect", "page `/AA` dictionary itself a reference, `/PO` opens a web page", partial(
+        pdfs.document, b"", b"/AA 4 0 R", b"<< /PO 5 0 R >>", pdfs.uri()), ACTIVE),
+    _pdf("pdf-link-aa-uri", "link annotation whose `/AA /E` (mouse enters) opens a web page", partial(
+        pdfs.link, pdfs.uri(b"(https://example.com/)"), annotation=b"/AA << /E " + pdfs.uri() + b" >>"), ACTIVE),
+    _pdf("pdf-next-uri", "`/OpenAction` GoTo whose `/Next` opens a web page", partial(
+        pdfs.open_action, GO_TO_PAGE % b"/Next 5 0 R", pdfs.uri()), ACTIVE),
+    _pdf("pdf-next-chain-array", "GoTo -> `/Next [GoTo, GoTo -> /Next URI]`, three levels deep", partial(
+        pdfs.open_action, GO_TO_PAGE % b"/Next [5 0 R 6 0 R]", GO_TO_PAGE % b"", GO_TO_PAGE % b"/Next 7 0 R",
+        pdfs.uri()), ACTIVE),
+    _pdf("pdf-link-next-javascript", "link whose `/Next` runs JavaScript", partial(
+        pdfs.link, pdfs.uri(b"(https://example.com/)", extra=b"/Next << /S /JavaScript /JS (app.alert(1)) >>")),
+         ACTIVE),
+    _pdf("pdf-shared-uri-action", "one `/URI` action used by a link and as the `/OpenAction`", partial(
+        pdfs.document, b"/OpenAction 5 0 R", b"/Annots [4 0 R]",
+        b"<< /Type /Annot /Subtype /Link /Rect [10 10 90 30] /A 5 0 R >>", pdfs.uri()), ACTIVE),
+    _pdf("pdf-link-uri", "link annotation to a web page (clicked by the reader)", partial(
+        pdfs.link, pdfs.uri(b"(https://example.com/)")), PDF_SERVED),
+    _pdf("pdf-link-uri-indirect-s", "link whose `/S` is an indirect `/URI`", partial(
+        pdfs.link, b"5 0 R", b"<< /S 6 0 R /URI (https://example.com/) >>", b"/URI"), PDF_SERVED),
+    _pdf("pdf-link-uri-next-uri", "link to a web page, then `/Next` another", partial(
+        pdfs.link, pdfs.uri(b"(https://example.com/)", extra=b"/Next " + pdfs.uri(b"(https://example.org/)"))),
+         PDF_SERVED),
+    _pdf("pdf-openaction-goto", "`/OpenAction` going to the first page", partial(
+        pdfs.open_action, GO_TO_PAGE % b""), PDF_SERVED),
+    _pdf("pdf-openaction-destination", "`/OpenAction` as a destination array", partial(
+        pdfs.document, b"/OpenAction [3 0 R /FitH 200]"), PDF_SERVED),
+    _pdf("pdf-base-uri", "catalog `/URI << /Base >>` (not an action)", partial(
+        pdfs.document, b"/URI << /Base (https://example.com/) >>"), PDF_SERVED),
+    _pdf("pdf-packed-plain", "plain document with its pages in an object stream", partial(
+        pdfs.document, packed=(2, 3)), PDF_SERVED),
+    _pdf("pdf-flate-bomb-object-stream", "1 MiB object stream inflating to 1 GiB, holding the page",
+         pdfs.flate_bomb_object_stream, "pdf_too_complex"),
+    _pdf("pdf-object-stream-bombs", "100 object streams of 8 MiB each (800 MiB inflated in all)",
+         pdfs.object_stream_bombs, "pdf_too_complex"),
+    _pdf("pdf-flate-bomb-content", "1 MiB page content inflating to 1 GiB (never inflated by the check)",
+         pdfs.flate_bomb_content, PDF_SERVED),
+    _pdf("pdf-many-objects", "26,000 tiny objects over a budget of 10,000", partial(pdfs.many_objects, 26_000),
+         "pdf_too_complex", config={"PDF_MAX_OBJECTS": 10_000}),
+    _pdf("pdf-many-packed-objects", "an object stream declaring 300,000 objects",
+         partial(pdfs.many_packed_objects, 300_000), "pdf_too_complex"),
+    _pdf("pdf-nested-arrays", "arrays nested 500,000 deep", pdfs.nested, "pdf_corrupt"),
+    _pdf("pdf-reference-cycles", "a dictionary that holds itself and a ring of 2,000 references",
+         partial(pdfs.reference_cycles, 2_000), PDF_SERVED),
+    _pdf("pdf-self-reference", "an object that is a reference to itself", partial(pdfs.document, b"/Extra 4 0 R",
+                                                                                   b"", b"4 0 R"), "pdf_corrupt"),
+
+    # Archives, judged from the end record and central directory, then each entry's first bytes.
+    _zip("zip-eocd-claims-fewer", "end record claiming 1 entry, directory holding 2",
+         lambda: zips.claiming(make_zip([("a.txt", b"a"), ("b.txt", b"b")]), entries=1), "zip_corrupt"),
+    _zip("zip-eocd-claims-more", "end record claiming 3 entries, directory holding 2",
+         lambda: zips.claiming(make_zip([("a.txt", b"a"), ("b.txt", b"b")]), entries=3), "zip_corrupt"),
+    _zip("zip-eocd-claims-65535", "end record claiming 65,535 entries (never parsed)",
+         lambda: zips.claiming(make_zip([("a.txt", b"a")]), entries=65535), "zip_too_many_entries"),
+    _zip("zip-eocd-directory-4gib", "end record claiming a 4 GiB central directory",
+         lambda: zips.claiming(make_zip([("a.txt", b"a")]), directory_bytes=0xFFFFFFF0), "zip_directory_too_large"),
+    _zip("zip-20000-claims-1", "20,000 entries behind an end record claiming 1",
+         lambda: zips.claiming(many_entries(20_000), entries=1), "zip_corrupt"),
+    _zip("zip-directory-4-mib", "70 entries whose directory comments fill 4.5 MB", zips.commented,
+         "zip_directory_too_large"),
+    _zip("zip64-plain", "ordinary entries behind ZIP64 end records",
+         lambda: zips.as_zip64(make_zip([("a.txt", b"hello")])), ZIP_SERVED),
+    _zip("zip64-claims-millions", "ZIP64 record claiming 5,000,000 entries",
+         lambda: zips.as_zip64(make_zip([("a.txt", b"a")]), entries=5_000_000), "zip_too_many_entries"),
+    _zip("zip64-directory-1tib", "ZIP64 record claiming a 1 TiB central directory",
+         lambda: zips.as_zip64(make_zip([("a.txt", b"a")]), directory_bytes=2**40), "zip_directory_too_large"),
+    *[_zip(f"zip-{kind}-as-{name.replace('.', '-')}", f"{kind} archive named `{name}`",
+           partial(zips.hiding, kind, name), "zip_nested_archive") for kind, name in DISGUISED],
+    _zip("zip-gzip-stored", "gzip stored (not deflated) under `notes.txt`",
+         partial(zips.hiding, "gzip", "notes.txt", zipfile.ZIP_STORED), "zip_nested_archive"),
+    _zip("zip-text-named-archives", "text files named `notes.zip`, `old.tar.gz`, `x.7z`", partial(
+        make_zip, [("notes.zip", zips.TEXT), ("old.tar.gz", zips.TEXT), ("x.7z", zips.TEXT)]), ZIP_SERVED),
+    _zip("zip-folders-and-text", "folders, text and a PNG", partial(
+        make_zip, [("docs/", b""), ("docs/a.txt", zips.TEXT), ("img/p.png", png())]), ZIP_SERVED),
+    _zip("zip-encrypted", "entry with the encryption flag (ZipCrypto)", zips.encrypted, "zip_encrypted"),
+    _zip("zip-encrypted-aes", "entry encrypted with WinZip AES (method 99)", zips.aes_encrypted, "zip_encrypted"),
+    _zip("zip-bzip2-entry", "bzip2-compressed entry (inflated in one read by zipfile)", partial(
+        make_zip, [("a.txt", zips.TEXT)], zipfile.ZIP_BZIP2), "zip_unsupported_compression"),
+    _zip("zip-overlapping", "three directory entries sharing one local header", zips.overlapping,
+         "zip_overlapping_entries"),
+    _zip("zip-10000-entries", "exactly 10,000 entries (the limit)", partial(many_entries, 10_000), ZIP_SERVED),
     _upload("zip-bomb-1gib", "archive", "1 GiB + 1 MiB of zeros deflated to ~1 MB",
             partial(bomb, 1024 * MiB + MiB), ZIP, rejected("zip_too_large_uncompressed")),
     _upload("zip-ratio-bomb", "archive", "200 MiB of zeros deflated ~1000:1", partial(bomb, 200 * MiB), ZIP,

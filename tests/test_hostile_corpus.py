@@ -37,7 +37,7 @@ REQUESTS = [case for case in CASES if isinstance(case.input, Request)]
 
 def test_corpus_covers_every_attack_once():
     ids = [case.id for case in CASES]
-    assert len(ids) == len(set(ids)) and len(ids) >= 60
+    assert len(ids) == len(set(ids)) and len(ids) >= 120
     assert {case.category for case in CASES} == REQUIRED_CATEGORIES
     assert all(isinstance(case.expect, Scanned) for case in UPLOADS)
     assert all(case.expect.reason is None or case.expect.reason in REASONS for case in UPLOADS)

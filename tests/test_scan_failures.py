@@ -16,7 +16,7 @@ PDF = (RESOURCES / "tiny.pdf").read_bytes()
 @pytest.fixture
 def crashing_parser(monkeypatch):
     """The PDF checker fails on this file the way a parser bug would (not a dependency: it counts)."""
-    def crash(data):
+    def crash(data, *budget):
         raise RuntimeError("parser bug")
     monkeypatch.setattr(verification, "check_pdf", crash)
 

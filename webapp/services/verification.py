@@ -290,7 +290,8 @@ def _inspect(upload, storage, config, token, held):
     if detected == "application/zip":
         try:
             check_zip(storage.open_ranged(key, head["size"], etag), config["ZIP_MAX_ENTRIES"],
-                      config["ZIP_MAX_TOTAL_BYTES"], config["ZIP_MAX_RATIO"])
+                      config["ZIP_MAX_TOTAL_BYTES"], config["ZIP_MAX_RATIO"],
+                      max_directory_bytes=config["ZIP_MAX_DIRECTORY_BYTES"])
         except ArchiveRejected as exc:
             raise Verdict(UploadStatus.REJECTED, exc.reason, detected_type=detected) from None
 
@@ -357,7 +358,7 @@ def _content_checks(upload, detected, data, storage, config, run):
     """
     if detected == "application/pdf" and config["PDF_ACTIVE_CONTENT"] != "allow":
         try:
-            check_pdf(bytes(data))
+            check_pdf(bytes(data), config["PDF_MAX_OBJECTS"], config["PDF_CHECK_SECONDS"])
         except PdfRejected as exc:
             raise _reject(exc.reason) from None
     if detected not in RASTER_IMAGES:
