@@ -14,7 +14,8 @@ from functools import partial
 from tests import hostile_pdfs as pdfs
 from tests import hostile_zips as zips
 from webapp.config import load_config
-from webapp.scanning import ArchiveRejected, PdfRejected, check_pdf, check_zip
+from webapp.scanning.archives import ArchiveRejected, check_zip
+from webapp.scanning.pdfs import PdfRejected, check_pdf
 
 MiB = 1024 * 1024
 

@@ -9,7 +9,7 @@ import pytest
 from tests import hostile_zips as zips
 from tests.hostile_zips import bomb, make_zip, many_entries, nested_eicar, symlink_zip
 from webapp import storage as store
-from webapp.scanning import ZIP_READ_AHEAD_BYTES, ArchiveRejected, check_zip
+from webapp.scanning.archives import ZIP_READ_AHEAD_BYTES, ArchiveRejected, check_zip
 
 LIMITS = {"max_entries": 10_000, "max_total_bytes": 1024 * 1024 * 1024, "max_ratio": 100}
 MiB = 1024 * 1024

@@ -10,7 +10,7 @@ from tests import hostile_pdfs as pdfs
 from tests.conftest import RESOURCES
 from tests.hostile_corpus import ACTIONS
 from tests.hostile_pdfs import obfuscated, with_javascript, with_launch, written
-from webapp.scanning import PdfRejected, check_pdf
+from webapp.scanning.pdfs import PdfRejected, check_pdf
 
 MiB = 1024 * 1024
 

@@ -163,7 +163,7 @@ def test_check_fails_on_a_limit_alert(app, small_clamd):
 
 def test_check_fails_on_a_clamd_that_reads_the_size_but_hides_its_other_limits(app, silent_clamd):
     # The attack it stands for: EICAR past MaxRecursion (or MaxFiles, MaxScanTime) would pass as clean.
-    from webapp.scanning import ClamdClient
+    from webapp.scanning.clamd import ClamdClient
     from webapp.services.scanner_check import nested_archive
 
     assert ClamdClient(silent_clamd).instream([nested_archive()]) == "stream: OK"

@@ -10,18 +10,16 @@ from PIL import Image
 
 from tests.hostile_corpus import png
 from webapp.localservices import EICAR, ServiceError, clamd_limits
-from webapp.scanning import (
+from webapp.scanning.clamd import (
     ClamdClient,
-    ImageRejected,
     ScanAborted,
     ScanIncomplete,
     ScanLimitsExceeded,
     ScannerUnavailable,
-    check_image,
-    effective_type,
     parse_instream_reply,
-    types_consistent,
 )
+from webapp.scanning.filetypes import effective_type, types_consistent
+from webapp.scanning.images import ImageRejected, check_image
 from webapp.services.errors import InvalidInput
 from webapp.services.names import clean_filename, content_disposition, download_name
 from webapp.services.scanner_check import judge_reply, padded_archive

@@ -35,7 +35,7 @@ class AppWorker(Worker):
 def warm_up():
     """Do once in the parent what every forked job would otherwise repeat (imports, clients, magic)."""
     from webapp import jobs  # noqa: F401
-    from webapp.scanning import sniff_type
+    from webapp.scanning.filetypes import sniff_type
     from webapp.services import verification  # noqa: F401
     from webapp.storage import get_storage
 

@@ -9,7 +9,7 @@ from webapp.extensions import db
 from webapp.models import Upload, UploadStatus, User
 from webapp.models.base import utcnow
 from webapp.models.upload import COUNTS_AGAINST_QUOTA
-from webapp.scanning import ClamdClient, ScannerUnavailable
+from webapp.scanning.clamd import ClamdClient, ScannerUnavailable
 from webapp.services.scanner_check import last_scanner_check
 
 _HELD = [s.value for s in COUNTS_AGAINST_QUOTA]

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from webapp.extensions import db
 from webapp.localservices import EICAR
 from webapp.models.scanner import ScannerCheck
-from webapp.scanning import (
+from webapp.scanning.clamd import (
     ClamdClient,
     ScanAborted,
     ScanIncomplete,

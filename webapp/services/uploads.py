@@ -13,7 +13,7 @@ from webapp.extensions import db
 from webapp.models import Share, Upload, UploadStatus, User
 from webapp.models.base import utcnow
 from webapp.models.upload import COUNTS_AGAINST_QUOTA, LISTED, new_upload_id
-from webapp.scanning import normalize_type
+from webapp.scanning.filetypes import normalize_type
 from webapp.services import audit
 from webapp.services.errors import Conflict, InvalidInput, NotFound, ServiceError, TooLarge, Unavailable
 from webapp.services.names import clean_filename, content_disposition, download_name

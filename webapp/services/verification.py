@@ -13,23 +13,11 @@ from webapp import storage as store
 from webapp.extensions import db
 from webapp.models import BlockedHash, Upload, UploadStatus
 from webapp.models.base import utcnow
-from webapp.scanning import (
-    RASTER_IMAGES,
-    SNIFF_BYTES,
-    ArchiveRejected,
-    ClamdClient,
-    ImageRejected,
-    PdfRejected,
-    ScanIncomplete,
-    ScanLimitsExceeded,
-    ScannerUnavailable,
-    check_image,
-    check_pdf,
-    check_zip,
-    effective_type,
-    sniff_type,
-    types_consistent,
-)
+from webapp.scanning.archives import ArchiveRejected, check_zip
+from webapp.scanning.clamd import ClamdClient, ScanIncomplete, ScanLimitsExceeded, ScannerUnavailable
+from webapp.scanning.filetypes import RASTER_IMAGES, SNIFF_BYTES, effective_type, sniff_type, types_consistent
+from webapp.scanning.images import ImageRejected, check_image
+from webapp.scanning.pdfs import PdfRejected, check_pdf
 from webapp.services import audit
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,1 @@
+"""Content checks on uploaded bytes: type sniffing, clamd, images, archives, PDFs. No Flask, no DB."""

@@ -1,0 +1,40 @@
+"""Image sanity: decode within a pixel cap, and a preview rebuilt from the pixels alone."""
+import io
+import warnings
+
+from PIL import Image, UnidentifiedImageError
+
+
+class ImageRejected(Exception):
+    """The image cannot be decoded safely; .reason is the code."""
+
+    def __init__(self, reason):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def check_image(data, max_pixels, thumbnail_size):
+    """Decode an image within max_pixels; return a PNG thumbnail rebuilt from its pixels."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as probe:
+                width, height = probe.size
+                if width * height > max_pixels:
+                    raise ImageRejected("image_too_many_pixels")
+                probe.verify()
+            with Image.open(io.BytesIO(data)) as image:
+                image.load()
+                image.thumbnail((thumbnail_size, thumbnail_size))
+                # Only pixels survive: no comments, EXIF, ICC or trailing bytes.
+                pixels = Image.new("RGBA" if image.mode in ("RGBA", "LA", "P") else "RGB", image.size)
+                pixels.paste(image.convert(pixels.mode))
+    except ImageRejected:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageRejected("image_too_many_pixels") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
+        raise ImageRejected("image_corrupt") from None
+    out = io.BytesIO()
+    pixels.save(out, format="PNG")
+    return out.getvalue()
