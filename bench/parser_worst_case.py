@@ -77,7 +77,7 @@ def measure(check, data):
 
 
 def main():
-    config = load_config()
+    config = load_config("testing")  # the limits as configured, without a deployment around them
 
     def pdf(reader):
         check_pdf(reader.getvalue(), config["PDF_MAX_OBJECTS"], config["PDF_CHECK_SECONDS"])
