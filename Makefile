@@ -40,7 +40,7 @@ run:
 	@$(MAKE) --no-print-directory venv
 	@mkdir -p instance
 	$(BIN)/flask db upgrade
-	$(BIN)/python -m webapp.devstack
+	$(BIN)/python -m devtools.run
 
 test:
 	@scripts/system-packages.sh test
@@ -48,7 +48,7 @@ test:
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: dev-venv
-	$(BIN)/ruff check webapp tests bench
+	$(BIN)/ruff check webapp tests bench devtools
 
 bench: dev-venv
 	$(BIN)/python -m bench.complete_to_available

@@ -5,7 +5,7 @@ import sys
 import uuid
 from pathlib import Path
 
-from webapp import localservices
+from devtools import localservices
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -14,10 +14,10 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 from sqlalchemy import select
 
+from devtools.localservices import free_port
 from tests.conftest import PASSWORD
 from tests.processes import running_worker, serving
 from webapp.extensions import db
-from webapp.localservices import free_port
 from webapp.models import Upload
 from webapp.storage import get_storage
 

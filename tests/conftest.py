@@ -9,11 +9,12 @@ import requests
 from flask_login import FlaskLoginClient
 from rq import SimpleWorker
 
-from webapp import create_app, localservices
+from devtools import localservices
+from webapp import create_app
 from webapp.auth.sessions import stamp
 from webapp.extensions import db, limiter
-from webapp.localservices import EICAR
 from webapp.queue import QUEUE_NAMES, get_queue, get_redis
+from webapp.scanning.clamd import EICAR
 from webapp.services.accounts import create_user
 from webapp.storage import get_storage
 

@@ -22,7 +22,7 @@ from tests import hostile_zips as zips
 from tests.conftest import PASSWORD, RESOURCES
 from tests.hostile_pdfs import EVIL_URL, obfuscated, with_javascript, with_launch, with_password, written
 from tests.hostile_zips import bomb, make_zip, many_entries, nested_eicar, symlink_zip
-from webapp.localservices import EICAR
+from webapp.scanning.clamd import EICAR
 
 MiB = 1024 * 1024
 SCRIPT = b"<script>alert(1)</script>"

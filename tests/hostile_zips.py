@@ -11,7 +11,7 @@ import struct
 import tarfile
 import zipfile
 
-from webapp.localservices import EICAR
+from webapp.scanning.clamd import EICAR
 
 MiB = 1024 * 1024
 END = struct.Struct("<4s4H2LH")  # the end-of-central-directory record

@@ -20,8 +20,8 @@ import requests
 from rq import Worker
 from werkzeug.serving import make_server
 
+from devtools.localservices import free_port, kill_tree, stop, stop_tree
 from tests.conftest import PASSWORD, form_token, page_token
-from webapp.localservices import free_port, kill_tree, stop, stop_tree
 from webapp.queue import QUEUE_NAMES, get_queue, get_redis
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,9 +8,9 @@ from sqlalchemy import select, update
 from tests.conftest import PASSWORD, Api, bucket_keys, report, share_token
 from tests.test_auth import login
 from webapp.extensions import db
-from webapp.localservices import EICAR
 from webapp.models import AuditEvent, BlockedHash, Report, Share, Upload, User
 from webapp.queue import get_queue
+from webapp.scanning.clamd import EICAR
 
 ADMIN_PAGES = ["/admin", "/admin/moderation", "/admin/users", "/admin/audit", "/admin/jobs"]
 ADMIN_ACTIONS = [

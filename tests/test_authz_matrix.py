@@ -21,9 +21,9 @@ from sqlalchemy import select
 from tests.conftest import PASSWORD, RESOURCES, Api, Client, bucket_keys, make_config, page_token, share_token
 from webapp import create_app
 from webapp.extensions import db
-from webapp.localservices import EICAR
 from webapp.models import BlockedHash, Report, Share, Upload, User
 from webapp.queue import QUEUE_NAMES, get_queue, get_redis
+from webapp.scanning.clamd import EICAR
 from webapp.services.accounts import create_user
 from webapp.storage import get_storage
 

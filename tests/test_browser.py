@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from tests.browser_support import VERDICT_TIMEOUT, open_files_page, stored_uploads
 from webapp.extensions import db
-from webapp.localservices import EICAR
+from webapp.scanning.clamd import EICAR
 from webapp.storage import get_storage
 
 pytest_plugins = ["tests.browser_support"]  # live_server, worker, browser, tab

@@ -17,15 +17,15 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
+from devtools import localservices
 from tests.conftest import bucket_keys
 from tests.hostile_corpus import png
 from tests.processes import Restartable, TcpProxy, http_login, kill_group, running_worker, serving
 from tests.test_flow import row
-from webapp import localservices
 from webapp.extensions import db
-from webapp.localservices import EICAR
 from webapp.models import AuditEvent, Upload
 from webapp.queue import scan_job_status
+from webapp.scanning.clamd import EICAR
 
 MiB = 1024 * 1024
 

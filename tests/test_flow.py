@@ -9,9 +9,9 @@ from sqlalchemy import select
 from tests.conftest import RESOURCES, bucket_keys
 from tests.hostile_corpus import png
 from webapp.extensions import db
-from webapp.localservices import EICAR
 from webapp.models import Upload
 from webapp.queue import get_queue
+from webapp.scanning.clamd import EICAR
 from webapp.storage import get_storage
 
 
@@ -373,7 +373,7 @@ def test_completing_again_requeues_a_lost_scan(app, api, run_worker):
 
 
 def test_stream_over_clamd_limit_is_never_clean(app, api, run_worker, services, tmp_path):
-    from webapp import localservices
+    from devtools import localservices
 
     process, port = localservices.start_clamd(tmp_path / "small-clamd", stream_max="1M")
     try:

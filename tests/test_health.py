@@ -6,11 +6,11 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from devtools.localservices import free_port
 from tests.conftest import make_config
 from tests.processes import TcpProxy, serving
 from webapp import create_app
 from webapp.extensions import db
-from webapp.localservices import free_port
 from webapp.services import health
 from webapp.storage import get_storage
 

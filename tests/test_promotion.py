@@ -6,8 +6,8 @@ import requests
 
 from tests.conftest import bucket_keys
 from webapp.extensions import db
-from webapp.localservices import EICAR
 from webapp.models import Upload
+from webapp.scanning.clamd import EICAR
 from webapp.services.maintenance import run_task
 from webapp.storage import Storage
 

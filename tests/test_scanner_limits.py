@@ -11,13 +11,14 @@ import zipfile
 import pytest
 from sqlalchemy import func, select
 
+from devtools import localservices
+from devtools.localservices import clamd_limits
 from tests.conftest import Api, bucket_keys
 from tests.test_flow import row
-from webapp import localservices
 from webapp.extensions import db
-from webapp.localservices import EICAR, clamd_limits
 from webapp.models import Upload
 from webapp.models.scanner import ScannerCheck
+from webapp.scanning.clamd import EICAR
 from webapp.services.scanner_check import last_scanner_check
 
 MiB = 1024 * 1024

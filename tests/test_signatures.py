@@ -14,11 +14,11 @@ import boto3
 import pytest
 import requests
 
+from devtools.localservices import free_port, stop, wait_for_port
 from tests.conftest import PASSWORD, Api, Client, bucket_keys, make_config
 from tests.sigv4_gateway import Gateway
 from webapp import create_app
 from webapp.extensions import db
-from webapp.localservices import free_port, stop, wait_for_port
 from webapp.services.accounts import create_user
 from webapp.storage import get_storage
 

@@ -8,9 +8,10 @@ import zipfile
 import pytest
 from PIL import Image
 
+from devtools.localservices import LaunchError, clamd_limits
 from tests.hostile_corpus import png
-from webapp.localservices import EICAR, ServiceError, clamd_limits
 from webapp.scanning.clamd import (
+    EICAR,
     ClamdClient,
     ScanAborted,
     ScanIncomplete,
@@ -20,8 +21,8 @@ from webapp.scanning.clamd import (
 )
 from webapp.scanning.filetypes import effective_type, types_consistent
 from webapp.scanning.images import ImageRejected, check_image
-from webapp.services.errors import InvalidInput
 from webapp.services.names import clean_filename, content_disposition, download_name
+from webapp.services.refusals import InvalidInput
 from webapp.services.scanner_check import judge_reply, padded_archive
 
 
@@ -182,9 +183,9 @@ def test_clamd_limits_cover_a_stream_and_what_it_unpacks():
 
 
 def test_clamd_limits_refuse_what_clamav_cannot_read():
-    with pytest.raises(ServiceError, match="cannot read a file"):
+    with pytest.raises(LaunchError, match="cannot read a file"):
         clamd_limits(2048 * MiB)
-    with pytest.raises(ServiceError):
+    with pytest.raises(LaunchError):
         clamd_limits(512 * MiB, 2048 * MiB)
 
 

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from devtools import localservices
+from devtools import run as devstack
+from devtools.localservices import LaunchError
 from tests.conftest import bucket_keys
-from webapp import devstack, localservices
 from webapp.extensions import db
-from webapp.localservices import EICAR, ServiceError
 from webapp.models import Upload
+from webapp.scanning.clamd import EICAR
 from webapp.services.maintenance import run_task
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,7 +109,7 @@ def test_files_scanned_normally_are_not_marked(app, api, run_worker):
 def test_make_run_stops_without_clamd_unless_scanning_is_explicitly_disabled(monkeypatch):
     monkeypatch.setattr(localservices, "clamd_binary", lambda: None)
     stack = devstack.DevStack()
-    with pytest.raises(ServiceError) as info:
+    with pytest.raises(LaunchError) as info:
         stack.start_clamd()
     assert "SCANNER=disabled" in str(info.value)
     assert stack.env.get("SCANNER") != "disabled" and stack.children == []

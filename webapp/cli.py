@@ -3,7 +3,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from webapp.services.errors import ServiceError
+from webapp.services.refusals import ServiceError
 
 users = AppGroup("users", help="Manage accounts.")
 storage_cli = AppGroup("storage", help="Object storage set-up.")

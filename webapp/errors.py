@@ -8,7 +8,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from webapp.extensions import db, login_manager
-from webapp.services.errors import ServiceError
+from webapp.services.refusals import ServiceError
 
 log = logging.getLogger(__name__)
 

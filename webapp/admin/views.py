@@ -12,7 +12,7 @@ from webapp.admin.forms import CreateUserForm, QuotaForm, ReasonForm
 from webapp.extensions import login_manager
 from webapp.security import client_address
 from webapp.services import accounts, audit, dashboard, maintenance, moderation
-from webapp.services.errors import ServiceError
+from webapp.services.refusals import ServiceError
 from webapp.services.uploads import quota_for
 
 

@@ -5,7 +5,7 @@ from flask_login import current_user, login_required
 from webapp.api import bp
 from webapp.extensions import limiter
 from webapp.services import uploads
-from webapp.services.errors import InvalidInput
+from webapp.services.refusals import InvalidInput
 
 
 def _parsed_json():

@@ -10,7 +10,7 @@ from webapp.auth.sessions import start_session
 from webapp.extensions import limiter
 from webapp.security import client_address, client_key
 from webapp.services import accounts
-from webapp.services.errors import ServiceError
+from webapp.services.refusals import ServiceError
 
 
 def _safe_next(target):

@@ -3,6 +3,9 @@ import socket
 import struct
 from urllib.parse import urlparse
 
+#: The EICAR test string: every antivirus engine must report it.
+EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+
 
 class ScannerUnavailable(Exception):
     """clamd could not be reached or did not answer in time: retry later."""

@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from webapp.extensions import db
 from webapp.models import User
 from webapp.services import audit
-from webapp.services.errors import Conflict, InvalidInput, NotFound
+from webapp.services.refusals import Conflict, InvalidInput, NotFound
 
 MIN_PASSWORD = 10
 

@@ -12,7 +12,7 @@ from webapp.models import BlockedHash, Report, Upload, UploadStatus, User
 from webapp.models.base import utcnow
 from webapp.reasons import reason_text
 from webapp.services import audit
-from webapp.services.errors import Conflict, InvalidInput, NotFound
+from webapp.services.refusals import Conflict, InvalidInput, NotFound
 from webapp.services.uploads import revoke_shares
 from webapp.services.verification import ObjectChanged, Verdict, is_blocked, promote_quarantined
 

@@ -3,7 +3,7 @@ import re
 import unicodedata
 from urllib.parse import quote
 
-from webapp.services.errors import InvalidInput
+from webapp.services.refusals import InvalidInput
 
 _WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"} | {
     f"{base}{n}" for base in ("COM", "LPT") for n in list("123456789") + ["¹", "²", "³"]}

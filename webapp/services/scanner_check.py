@@ -8,9 +8,9 @@ from flask import current_app
 from sqlalchemy import select
 
 from webapp.extensions import db
-from webapp.localservices import EICAR
 from webapp.models.scanner import ScannerCheck
 from webapp.scanning.clamd import (
+    EICAR,
     ClamdClient,
     ScanAborted,
     ScanIncomplete,

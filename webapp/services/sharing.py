@@ -8,7 +8,7 @@ from webapp.extensions import db
 from webapp.models import Report, Share, Upload, UploadStatus, User
 from webapp.models.base import utcnow
 from webapp.services import audit
-from webapp.services.errors import InvalidInput, NotFound
+from webapp.services.refusals import InvalidInput, NotFound
 from webapp.services.uploads import find_upload, signed_download, signed_preview
 
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{20,64}")

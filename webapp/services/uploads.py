@@ -15,8 +15,8 @@ from webapp.models.base import utcnow
 from webapp.models.upload import COUNTS_AGAINST_QUOTA, LISTED, new_upload_id
 from webapp.scanning.filetypes import normalize_type
 from webapp.services import audit
-from webapp.services.errors import Conflict, InvalidInput, NotFound, ServiceError, TooLarge, Unavailable
 from webapp.services.names import clean_filename, content_disposition, download_name
+from webapp.services.refusals import Conflict, InvalidInput, NotFound, ServiceError, TooLarge, Unavailable
 
 S3_MIN_PART = 5 * 1024 * 1024
 S3_MAX_PARTS = 10_000

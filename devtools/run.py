@@ -7,9 +7,9 @@ import sys
 import time
 from pathlib import Path
 
-from webapp import localservices
+from devtools import localservices
+from devtools.localservices import LaunchError
 from webapp.config import INSTANCE, ROOT
-from webapp.localservices import ServiceError
 
 WEB_PORT = 5000  # the bucket's CORS rules (flask storage apply) name this origin
 CLAMAV_DB = Path("/var/lib/clamav")
@@ -74,7 +74,7 @@ class DevStack:
     def start(self):
         """Start every service, the worker and the web server."""
         if port_or_free(WEB_PORT) != WEB_PORT:
-            raise ServiceError(f"port {WEB_PORT} is already in use; stop whatever listens there")
+            raise LaunchError(f"port {WEB_PORT} is already in use; stop whatever listens there")
         self.summary += [f"  {var} from the environment: {self.env[var]}"
                          for var in ("REDIS_URL", "S3_ENDPOINT_URL", "CLAMD_URL") if self.env.get(var)]
         if not self.env.get("REDIS_URL"):
@@ -88,7 +88,7 @@ class DevStack:
             setup = subprocess.run([*FLASK, "storage", "apply"], cwd=ROOT, env=self.env)
             self.stop_point()
             if setup.returncode:
-                raise ServiceError("`flask storage apply` failed (see above)")
+                raise LaunchError("`flask storage apply` failed (see above)")
         if self.env.get("SCANNER") == "disabled":
             self.summary.append("  clamd         SCANNER=disabled: files are accepted WITHOUT a virus scan")
         elif not self.env.get("CLAMD_URL"):
@@ -104,7 +104,7 @@ class DevStack:
         """Start clamd with the system signatures, or EICAR only. Without clamd, stop: scanning is
         switched off only when SCANNER=disabled says so."""
         if not localservices.clamd_binary():
-            raise ServiceError("clamd is not installed (Debian: clamav-daemon; scripts/system-packages.sh run "
+            raise LaunchError("clamd is not installed (Debian: clamav-daemon; scripts/system-packages.sh run "
                                "installs it). To accept files without a virus scan: SCANNER=disabled make run")
         system_db = CLAMAV_DB.is_dir() and any(
             f.suffix in (".cvd", ".cld", ".cud") for f in CLAMAV_DB.iterdir())
@@ -118,11 +118,11 @@ class DevStack:
                      + ("" if system_db else "  (EICAR test signature only)"))
 
     def supervise(self):
-        """Block until a stop is asked for; raise ServiceError naming a child that exits."""
+        """Block until a stop is asked for; raise LaunchError naming a child that exits."""
         while not self.stop_requested:
             for name, process in self.children:
                 if process.poll() is not None:
-                    raise ServiceError(f"{name} exited unexpectedly with code {process.returncode}")
+                    raise LaunchError(f"{name} exited unexpectedly with code {process.returncode}")
             time.sleep(0.5)
 
     def stop_all(self):
@@ -144,7 +144,7 @@ def main():
         stack.supervise()
     except KeyboardInterrupt:
         pass
-    except ServiceError as exc:
+    except LaunchError as exc:
         print(f"devstack: {exc}; stopping everything", file=sys.stderr, flush=True)
         code = 1
     finally:

@@ -13,12 +13,10 @@ import time
 from pathlib import Path
 
 from webapp.config import load_config
-
-#: The EICAR test string: every antivirus engine must report it.
-EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+from webapp.scanning.clamd import EICAR
 
 
-class ServiceError(RuntimeError):
+class LaunchError(RuntimeError):
     """A local service could not be started."""
 
 
@@ -34,13 +32,13 @@ def wait_for_port(port, process, timeout=30.0, name="service"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise ServiceError(f"{name} exited with code {process.returncode}")
+            raise LaunchError(f"{name} exited with code {process.returncode}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
         except OSError:
             time.sleep(0.05)
-    raise ServiceError(f"{name} did not listen on port {port} within {timeout:.0f}s")
+    raise LaunchError(f"{name} did not listen on port {port} within {timeout:.0f}s")
 
 
 def clamd_binary():
@@ -75,7 +73,7 @@ def clamd_limits(max_bytes, unpacked_bytes=0, max_files=10_000):
     """
     unpacked_bytes = max(unpacked_bytes, max_bytes)
     if unpacked_bytes > CLAMD_MAX_FILE_SIZE:
-        raise ServiceError(f"clamd cannot read a file of {unpacked_bytes} bytes whole "
+        raise LaunchError(f"clamd cannot read a file of {unpacked_bytes} bytes whole "
                            f"(its limit is {CLAMD_MAX_FILE_SIZE})")
     return {
         "StreamMaxLength": _clamd_size(max_bytes),
@@ -101,7 +99,7 @@ def start_clamd(workdir, port=None, database=None, limits=None, stream_max=None)
     """
     binary = clamd_binary()
     if not binary:
-        raise ServiceError("clamd is not installed (Debian package clamav-daemon)")
+        raise LaunchError("clamd is not installed (Debian package clamav-daemon)")
     if limits is None:
         # The limits as the app reads them from the environment ("testing": no secret key to make).
         settings = load_config("testing", os.environ)
