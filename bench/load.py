@@ -37,6 +37,7 @@ from bench.stack import ROOT, start_gunicorn, start_services, start_worker, stop
 from webapp import create_app, queue
 from webapp.extensions import db
 from webapp.models import Upload
+from webapp.services import job_listings
 from webapp.services.accounts import create_user
 from webapp.storage import get_storage
 
@@ -110,7 +111,7 @@ def wait_for_drain(timeout):
     while True:
         waiting = db.session.scalar(select(func.count()).select_from(Upload).where(Upload.status.in_(WAITING)))
         db.session.remove()
-        scans = (queue.overview() or [None])[0]
+        scans = (job_listings.overview() or [None])[0]
         busy = scans is None or scans["queued"] or scans["started"] or scans["scheduled"]
         elapsed = time.monotonic() - start
         if not waiting and not busy:

@@ -11,7 +11,7 @@ from webapp.extensions import db
 from webapp.models import MaintenanceRun, Upload
 from webapp.models.base import utcnow
 from webapp.queue import MAINTENANCE, get_queue, schedule_maintenance
-from webapp.services.maintenance import TASKS, run_task
+from webapp.services.maintenance import TASKS, intervals, run_task
 from webapp.storage import StorageError, get_storage
 
 
@@ -135,8 +135,8 @@ def test_failed_run_is_recorded(app):
 def test_scheduling_is_idempotent_across_workers(app):
     queue = get_queue(MAINTENANCE)
     now = time.time()
-    first = schedule_maintenance(now=now)
-    second = schedule_maintenance(now=now + 1)  # another worker starting a second later
+    first = schedule_maintenance(intervals(), now=now)
+    second = schedule_maintenance(intervals(), now=now + 1)  # another worker starting a second later
     assert first == second and len(first) == len(TASKS)
     assert sorted(queue.scheduled_job_registry.get_job_ids()) == sorted(first)
 
@@ -155,7 +155,7 @@ def test_jobs_page_shows_last_runs_and_next_runs(app, make_user):
 
     admin = Api(app.test_client(user=make_user("boss@example.com", admin=True)))
     run_task("expire_pending")
-    schedule_maintenance()
+    schedule_maintenance(intervals())
     html = admin.get("/admin/jobs").get_data(as_text=True)
     section = html.split('id="maintenance"')[1].split("</table>")[0]
     assert 'data-task="expire_pending"' in section and "expired: 0" in section

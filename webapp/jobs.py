@@ -69,7 +69,7 @@ def rescan_upload(upload_id):
 def run_maintenance(task):
     """Run one maintenance task, then schedule its next run (even when this one failed)."""
     from webapp.queue import schedule_maintenance
-    from webapp.services.maintenance import run_task
+    from webapp.services.maintenance import intervals, run_task
 
     job = get_current_job()
     with _logged(job, "maintenance", task=task) as outcome, _app_context():
@@ -79,4 +79,4 @@ def run_maintenance(task):
             return {"counts": run.counts, "bytes_reclaimed": run.bytes_reclaimed}
         finally:
             db.session.remove()
-            schedule_maintenance(task)
+            schedule_maintenance(intervals(), task)

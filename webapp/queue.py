@@ -1,5 +1,4 @@
 """RQ queues by purpose; jobs are enqueued by dotted path with ids, never ORM objects."""
-import functools
 import logging
 import time
 from datetime import UTC, datetime
@@ -10,7 +9,6 @@ from redis.exceptions import RedisError
 from rq import Queue, Retry
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
-from rq.results import Result
 
 from webapp import logs
 
@@ -46,6 +44,16 @@ def scan_job_timeout(size):
     return 120 + size // (4 * 1024 * 1024)
 
 
+def scan_job_id(upload_id):
+    """The id of an upload's scan job: one per upload, so a second enqueue finds the first."""
+    return f"scan-{upload_id}"
+
+
+def rescan_job_id(upload_id):
+    """The id of the job that scans a file accepted while scanning was off."""
+    return f"rescan-{upload_id}"
+
+
 def _status(job_id, connection):
     try:
         return Job.fetch(job_id, connection=connection).get_status()
@@ -60,18 +68,18 @@ def _is_live(job_id, connection):
 def scan_job_status(upload_id):
     """The RQ status of the upload's scan job, or None when Redis has no such job (never queued,
     expired, or lost with a Redis that restarted empty)."""
-    return _status(f"scan-{upload_id}", get_redis())
+    return _status(scan_job_id(upload_id), get_redis())
 
 
 def enqueue_scan(upload_id, size):
     """Queue the scan of an upload unless one is already queued or running; False if Redis is down."""
-    return _enqueue_upload_job("webapp.jobs.scan_upload", f"scan-{upload_id}", upload_id, size,
+    return _enqueue_upload_job("webapp.jobs.scan_upload", scan_job_id(upload_id), upload_id, size,
                                f"scan upload {upload_id}")
 
 
 def enqueue_rescan(upload_id, size):
     """Queue the malware scan of a file accepted while scanning was off; False if Redis is down."""
-    return _enqueue_upload_job("webapp.jobs.rescan_upload", f"rescan-{upload_id}", upload_id, size,
+    return _enqueue_upload_job("webapp.jobs.rescan_upload", rescan_job_id(upload_id), upload_id, size,
                                f"scan unscanned upload {upload_id}")
 
 
@@ -91,32 +99,14 @@ def _enqueue_upload_job(function, job_id, upload_id, size, description):
     return True
 
 
-def _or_none_if_redis_down(function):
-    """Admin listings: None (shown as "Redis is unreachable") instead of an error page."""
-    @functools.wraps(function)
-    def wrapped(*args, **kwargs):
-        try:
-            return function(*args, **kwargs)
-        except RedisError:
-            return None
-    return wrapped
-
-
-def _queues():
+def queues():
+    """Every Satchel queue, in QUEUE_NAMES order."""
     return [get_queue(name) for name in QUEUE_NAMES]
 
 
-@_or_none_if_redis_down
-def overview():
-    """Per queue: waiting, running, scheduled (retries included) and failed job counts; None if Redis is down."""
-    return [{"name": name, "queued": q.count, "started": q.started_job_registry.count,
-             "scheduled": q.scheduled_job_registry.count, "failed": q.failed_job_registry.count}
-            for name, q in zip(QUEUE_NAMES, _queues(), strict=True)]
-
-
-def _registry_jobs(registry_name, limit=None):
+def registry_jobs(registry_name, limit=None):
     """(queue name, registry, job) for the jobs in one registry of every Satchel queue."""
-    for name, q in zip(QUEUE_NAMES, _queues(), strict=True):
+    for name, q in zip(QUEUE_NAMES, queues(), strict=True):
         registry = getattr(q, registry_name)
         ids = registry.get_job_ids(0, limit - 1) if limit else registry.get_job_ids()
         for job in Job.fetch_many(ids, connection=q.connection):
@@ -124,44 +114,10 @@ def _registry_jobs(registry_name, limit=None):
                 yield name, registry, job
 
 
-def _describe(job, queue_name, when, error=""):
-    return {"id": job.id, "queue": queue_name, "description": job.description, "error": error, "when": when}
-
-
-def _last_error_line(job):
-    result = job.latest_result()
-    if result is None or result.type != Result.Type.FAILED:
-        return ""
-    lines = (result.exc_string or "").strip().splitlines()
-    return lines[-1] if lines else ""
-
-
-@_or_none_if_redis_down
-def failed_jobs(limit=100):
-    """The newest failed jobs of every queue, with the last line of their error."""
-    jobs = [_describe(job, name, job.ended_at or job.enqueued_at, _last_error_line(job))
-            for name, _, job in _registry_jobs("failed_job_registry", limit)]
-    return sorted(jobs, key=lambda j: j["when"] or _EPOCH, reverse=True)[:limit]
-
-
-@_or_none_if_redis_down
-def scheduled_jobs(limit=100):
-    """Jobs waiting for a time: retries after a transient failure and scheduled maintenance."""
-    jobs = [_describe(job, name, registry.get_scheduled_time(job))
-            for name, registry, job in _registry_jobs("scheduled_job_registry", limit)]
-    return sorted(jobs, key=lambda j: j["when"])[:limit]
-
-
-@_or_none_if_redis_down
-def running_jobs():
-    """Jobs a worker is executing now."""
-    return [_describe(job, name, job.started_at) for name, _, job in _registry_jobs("started_job_registry")]
-
-
 def retry_failed(job_id):
     """Put a failed job back on its queue; False if no queue holds it as failed (or Redis is down)."""
     try:
-        for q in _queues():
+        for q in queues():
             if job_id in q.failed_job_registry:
                 q.failed_job_registry.requeue(job_id)
                 return True
@@ -171,17 +127,8 @@ def retry_failed(job_id):
     return False
 
 
-def maintenance_intervals():
-    """Seconds between runs of each maintenance task."""
-    from webapp.services.maintenance import TASKS
-
-    config = current_app.config
-    slow = {"sweep_orphans", "purge_removed"}  # they list the bucket or touch many rows
-    return {name: config["SWEEP_INTERVAL"] if name in slow else config["MAINTENANCE_INTERVAL"] for name in TASKS}
-
-
-def schedule_maintenance(task=None, now=None):
-    """Schedule the next run of each task (or one) in RQ's scheduler.
+def schedule_maintenance(intervals, task=None, now=None):
+    """Schedule the next run of each task in intervals ({name: seconds}; or of one task) in RQ's scheduler.
 
     A run's job id names its time slot, so every worker that schedules the same slot schedules the
     same job: starting several workers, or a run scheduling its successor twice, adds nothing.
@@ -189,7 +136,7 @@ def schedule_maintenance(task=None, now=None):
     now = now or time.time()
     queue = get_queue(MAINTENANCE)
     scheduled = []
-    for name, interval in maintenance_intervals().items():
+    for name, interval in intervals.items():
         if task and name != task:
             continue
         slot = (int(now) // interval + 1) * interval

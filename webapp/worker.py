@@ -6,6 +6,7 @@ from rq import Worker
 
 from webapp.extensions import db
 from webapp.queue import QUEUE_NAMES, get_queue, get_redis, schedule_maintenance
+from webapp.services import maintenance
 
 #: Seconds between a work horse's heartbeats (RQ's default is 30).
 JOB_MONITORING_INTERVAL = 10
@@ -50,7 +51,7 @@ def run_worker(burst=False, with_scheduler=True):
     """
     warm_up()
     if with_scheduler:
-        schedule_maintenance()
+        schedule_maintenance(maintenance.intervals())
     queues = [get_queue(name) for name in QUEUE_NAMES]
     # A work horse heartbeats every JOB_MONITORING_INTERVAL seconds; RQ gives up on a job whose
     # heartbeat is that plus 60 seconds late (its worker died), and looks for such jobs every

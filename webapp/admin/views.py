@@ -6,12 +6,11 @@ from datetime import UTC, datetime
 from flask import abort, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from webapp import queue
 from webapp.admin import bp
 from webapp.admin.forms import CreateUserForm, QuotaForm, ReasonForm
 from webapp.extensions import login_manager
 from webapp.security import client_address
-from webapp.services import accounts, audit, dashboard, maintenance, moderation
+from webapp.services import accounts, audit, dashboard, job_listings, maintenance, moderation
 from webapp.services.refusals import ServiceError
 from webapp.services.uploads import quota_for
 
@@ -183,14 +182,8 @@ def audit_page():
 @admins_only
 def jobs_page():
     """Failed jobs with a retry button, running and scheduled jobs, maintenance runs, queue depths."""
-    scheduled = queue.scheduled_jobs()
-    next_runs = {}
-    for job in scheduled or []:
-        if job["id"].startswith("maintenance-"):
-            next_runs.setdefault(job["id"].split("-")[1], job["when"])
-    return render_template("admin/jobs.html", queues=queue.overview(), failed=queue.failed_jobs(),
-                           running=queue.running_jobs(), scheduled=scheduled, form=ReasonForm(),
-                           runs=maintenance.last_runs(), next_runs=next_runs)
+    return render_template("admin/jobs.html", **job_listings.jobs_page(), form=ReasonForm(),
+                           runs=maintenance.last_runs())
 
 
 @bp.route("/jobs/<job_id>/retry", methods=["POST"])

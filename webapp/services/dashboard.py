@@ -4,12 +4,12 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import func, or_, select
 
-from webapp import queue
 from webapp.extensions import db
 from webapp.models import Upload, UploadStatus, User
 from webapp.models.base import utcnow
 from webapp.models.upload import COUNTS_AGAINST_QUOTA
 from webapp.scanning.clamd import ClamdClient, ScannerUnavailable
+from webapp.services import job_listings
 from webapp.services.scanner_check import last_scanner_check
 
 _HELD = [s.value for s in COUNTS_AGAINST_QUOTA]
@@ -72,7 +72,7 @@ def overview():
         "last_scan": last_successful_scan(),
         "scanner": scanner_status(),
         "scanner_check": last_scanner_check(),
-        "queues": queue.overview(),
+        "queues": job_listings.overview(),
     }
 
 

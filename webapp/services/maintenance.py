@@ -189,6 +189,13 @@ TASKS = {
 }
 
 
+def intervals():
+    """Seconds between runs of each task: what the queue's scheduler is given."""
+    config = current_app.config
+    slow = {"sweep_orphans", "purge_removed"}  # they list the bucket or touch many rows
+    return {name: config["SWEEP_INTERVAL"] if name in slow else config["MAINTENANCE_INTERVAL"] for name in TASKS}
+
+
 def run_task(name, job_id=None):
     """Run one task and record what it did (a failed run is recorded too, then re-raised)."""
     if name not in TASKS:

@@ -241,7 +241,7 @@ def mark_uploaded(upload_id):
         update(Upload)
         .where(Upload.id == upload_id, Upload.status == UploadStatus.PENDING.value)
         .values(status=UploadStatus.UPLOADED.value, uploaded_at=now, updated_at=now,
-                job_id=f"scan-{upload_id}"))
+                job_id=queue.scan_job_id(upload_id)))
     db.session.commit()
     if result.rowcount:
         size = db.session.scalar(select(Upload.size).where(Upload.id == upload_id))
