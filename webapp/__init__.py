@@ -86,12 +86,12 @@ def register_extensions(app):
 
 def register_blueprints(app):
     """Mount auth, files, the JSON API, public shares, the admin area and the health probes."""
-    from webapp.admin import bp as admin_bp
-    from webapp.api import bp as api_bp
-    from webapp.auth import bp as auth_bp
-    from webapp.files import bp as files_bp
-    from webapp.health import bp as health_bp
-    from webapp.shares import bp as shares_bp
+    from webapp.admin.views import bp as admin_bp
+    from webapp.api.views import bp as api_bp
+    from webapp.auth.views import bp as auth_bp
+    from webapp.files.views import bp as files_bp
+    from webapp.health.views import bp as health_bp
+    from webapp.shares.views import bp as shares_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(files_bp)

@@ -13,12 +13,11 @@ log = logging.getLogger("satchel.job")
 
 
 def _app_context():
-    # `flask worker` already runs jobs inside the app; a bare `rq worker` does not.
-    if has_app_context():
-        return nullcontext()
-    from webapp import create_app
-
-    return create_app().app_context()
+    # Jobs run inside the app that `flask --app wsgi worker` built; they never build one themselves,
+    # so the jobs depend on the app's parts and not on its factory.
+    if not has_app_context():
+        raise RuntimeError("Satchel's jobs run under `flask --app wsgi worker`, not a bare `rq worker`")
+    return nullcontext()
 
 
 @contextmanager

@@ -3,16 +3,17 @@ file), audited by the service."""
 import functools
 from datetime import UTC, datetime
 
-from flask import abort, flash, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from webapp.admin import bp
 from webapp.admin.forms import CreateUserForm, QuotaForm, ReasonForm
 from webapp.extensions import login_manager
 from webapp.security import client_address
 from webapp.services import accounts, audit, dashboard, job_listings, maintenance, moderation
 from webapp.services.refusals import ServiceError
 from webapp.services.uploads import quota_for
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 
 def admins_only(view):

@@ -1,11 +1,12 @@
 """Upload endpoints: parse JSON, call a service, answer JSON."""
-from flask import current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 from flask_login import current_user, login_required
 
-from webapp.api import bp
 from webapp.extensions import limiter
 from webapp.services import uploads
 from webapp.services.refusals import InvalidInput
+
+bp = Blueprint("api", __name__, url_prefix="/api")
 
 
 def _parsed_json():

@@ -1,16 +1,17 @@
 """Register, log in, log out."""
 from urllib.parse import urlsplit
 
-from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, logout_user
 
-from webapp.auth import bp
 from webapp.auth.forms import LoginForm, RegisterForm
 from webapp.auth.sessions import start_session
 from webapp.extensions import limiter
 from webapp.security import client_address, client_key
 from webapp.services import accounts
 from webapp.services.refusals import ServiceError
+
+bp = Blueprint("auth", __name__, url_prefix="/auth")
 
 
 def _safe_next(target):

@@ -1,14 +1,15 @@
 """HTML pages for browsing, downloading and deleting files."""
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from webapp.extensions import limiter
-from webapp.files import bp
 from webapp.files.forms import ShareForm
 from webapp.models.base import utcnow
 from webapp.security import client_address
 from webapp.services import sharing, uploads
 from webapp.services.uploads import quota_for, used_bytes
+
+bp = Blueprint("files", __name__)
 
 
 @bp.route("/")

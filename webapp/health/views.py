@@ -1,9 +1,10 @@
 """Liveness answers without touching anything; readiness checks every dependency."""
-from flask import jsonify
+from flask import Blueprint, jsonify
 
 from webapp.extensions import limiter
-from webapp.health import bp
 from webapp.services.health import cached_readiness
+
+bp = Blueprint("health", __name__)
 
 
 @bp.route("/healthz")

@@ -1,12 +1,13 @@
 """A shared file as the public sees it: details, download, preview, and a way to report it."""
-from flask import flash, redirect, render_template, url_for
+from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user
 
 from webapp.extensions import limiter
 from webapp.security import client_address, client_key
 from webapp.services import sharing
-from webapp.shares import bp
 from webapp.shares.forms import ReportForm
+
+bp = Blueprint("shares", __name__, url_prefix="/s")
 
 
 def _no_store(response):
