@@ -1,4 +1,7 @@
 """Jinja filters and globals."""
+from flask_wtf.csrf import generate_csrf
+from markupsafe import Markup, escape
+
 from webapp.reasons import reason_text
 from webapp.services.accounts import registration_open
 
@@ -13,9 +16,25 @@ def filesize(value):
     return f"{value:.1f} TB"
 
 
+#: How much of a time each page shows (always UTC).
+TIME_FORMATS = {"seconds": "%Y-%m-%d %H:%M:%S", "minutes": "%Y-%m-%d %H:%M", "date": "%Y-%m-%d", "time": "%H:%M:%S"}
+
+
+def when(value, precision="seconds"):
+    """A UTC time as pages show it: 2026-12-01 05:52:04 (or to the minute, the date, the time)."""
+    return value.strftime(TIME_FORMATS[precision]) if value else ""
+
+
+def csrf_input():
+    """The hidden CSRF field for a hand-written form."""
+    return Markup('<input type="hidden" name="csrf_token" value="{}">').format(escape(generate_csrf()))
+
+
 def register(app):
     """Install filters and globals on app."""
     app.jinja_env.filters["filesize"] = filesize
+    app.jinja_env.filters["when"] = when
+    app.jinja_env.globals["csrf_input"] = csrf_input
 
     @app.context_processor
     def globals_():
