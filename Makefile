@@ -4,12 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 export FLASK_APP := wsgi
 
-.PHONY: run test venv dev-venv lint bench bench-load clean
+.PHONY: run test test-fast venv dev-venv lint bench bench-load clean
 
 # Each command names its environment: with none, the app runs as production and refuses to start
 # without its settings.
 run bench bench-load: export SATCHEL_ENV ?= development
-test: export SATCHEL_ENV = testing
+test test-fast: export SATCHEL_ENV = testing
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,12 @@ test:
 	@scripts/system-packages.sh test
 	@$(MAKE) --no-print-directory dev-venv node_modules/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The everyday loop: everything but the tests marked slow (fault, browser, signature, scanner limits).
+test-fast:
+	@scripts/system-packages.sh test
+	@$(MAKE) --no-print-directory dev-venv
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: dev-venv
 	$(BIN)/ruff check webapp tests bench devtools

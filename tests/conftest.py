@@ -25,6 +25,15 @@ RESOURCES = Path(__file__).parent / "resources"
 PASSWORD = "correct horse battery staple"
 
 
+def pytest_runtest_setup(item):
+    """A PostgreSQL-only test on SQLite: skipped in a developer's loop, a failure in CI (CI=true)."""
+    if item.get_closest_marker("postgresql") and not os.environ.get("DATABASE_URL", "").startswith("postgresql"):
+        message = f"{item.nodeid} needs PostgreSQL (DATABASE_URL=postgresql+psycopg://...)"
+        if os.environ.get("CI"):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def services(tmp_path_factory):
     """Start clamd and moto's S3 server (and Redis unless REDIS_URL is set) for the session."""

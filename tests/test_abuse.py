@@ -1,5 +1,4 @@
 """Abuse limits on Redis-backed counters, and the quota holding under parallel requests."""
-import os
 import threading
 
 import pytest
@@ -52,8 +51,7 @@ def test_hsts_only_over_tls(app):
     assert secure.headers["Strict-Transport-Security"].startswith("max-age=31536000")
 
 
-@pytest.mark.skipif(not os.environ.get("DATABASE_URL", "").startswith("postgresql"),
-                    reason="row locks need PostgreSQL (CI runs this with DATABASE_URL set)")
+@pytest.mark.postgresql  # row locks
 def test_quota_reservation_is_atomic_under_parallel_presigns(app, user, monkeypatch):
     """20 presigns at once with room for exactly one: exactly one succeeds."""
     import time

@@ -12,7 +12,7 @@ from webapp.scanning.clamd import EICAR
 from webapp.storage import get_storage
 
 pytest_plugins = ["tests.browser_support"]  # live_server, worker, browser, tab, new_tab
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 LETTER = b"Dear Sam,\nthe keys are under the third flower pot.\n"
 REPORT_REASON = "This is my private letter; it was shared without my consent."

@@ -3,7 +3,6 @@
 Row triggers do not fire on TRUNCATE, so without a statement trigger of its own the log could be emptied in one
 statement that the UPDATE/DELETE triggers never see. SQLite has no TRUNCATE.
 """
-import os
 
 import pytest
 from flask_migrate import upgrade
@@ -15,8 +14,7 @@ from webapp.extensions import db
 from webapp.models import AuditEvent
 from webapp.services import audit
 
-pytestmark = pytest.mark.skipif(not os.environ.get("DATABASE_URL", "").startswith("postgresql"),
-                                reason="SQLite has no TRUNCATE (CI runs this with DATABASE_URL set)")
+pytestmark = pytest.mark.postgresql  # SQLite has no TRUNCATE
 
 
 def assert_truncate_refused():

@@ -15,7 +15,7 @@ from webapp.scanning.clamd import EICAR
 from webapp.storage import get_storage
 
 pytest_plugins = ["tests.browser_support"]  # live_server, worker, browser, tab
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def test_dropped_file_uploads_with_progress_and_becomes_available(worker, tab, user, tmp_path):

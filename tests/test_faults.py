@@ -27,6 +27,8 @@ from webapp.models import AuditEvent, Upload
 from webapp.queue import scan_job_status
 from webapp.scanning.clamd import EICAR
 
+pytestmark = pytest.mark.slow
+
 MiB = 1024 * 1024
 
 
@@ -329,11 +331,10 @@ class TestStorageDown:
 
 # --- The database restarted under load ---
 
+@pytest.mark.postgresql  # a database restart is tested on PostgreSQL
 class TestDatabaseRestart:
     @pytest.fixture
     def db_link(self, services):
-        if not services["database"].startswith("postgresql"):
-            pytest.skip("a database restart is tested on PostgreSQL (CI runs the suite on it)")
         proxy = TcpProxy(port_of(services["database"].replace("postgresql+psycopg", "http")))
         yield proxy
         proxy.close()

@@ -21,6 +21,8 @@ from webapp.models.scanner import ScannerCheck
 from webapp.scanning.clamd import EICAR
 from webapp.services.scanner_check import last_scanner_check
 
+pytestmark = pytest.mark.slow
+
 MiB = 1024 * 1024
 BIG = 101 * MiB
 

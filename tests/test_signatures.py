@@ -22,6 +22,8 @@ from webapp.extensions import db
 from webapp.services.accounts import create_user
 from webapp.storage import get_storage
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 S3RVER = ROOT / "node_modules" / "s3rver" / "bin" / "s3rver.js"
 MiB = 1024 * 1024
