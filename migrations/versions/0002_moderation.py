@@ -8,22 +8,9 @@ Create Date: 2026-11-23 14:24:08.306804
 from alembic import op
 import sqlalchemy as sa
 
+# The audit log is append-only in the database itself: the same triggers the model creates.
+from webapp.models.audit import NO_UPDATE_OR_DELETE
 
-# The audit log is append-only in the database itself (kept in step with webapp/models/moderation.py).
-APPEND_ONLY = {
-    "postgresql": [
-        """CREATE OR REPLACE FUNCTION audit_events_append_only() RETURNS trigger AS $$
-           BEGIN RAISE EXCEPTION 'audit_events is append-only'; END; $$ LANGUAGE plpgsql""",
-        """CREATE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE ON audit_events
-           FOR EACH ROW EXECUTE FUNCTION audit_events_append_only()""",
-    ],
-    "sqlite": [
-        """CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
-           BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END""",
-        """CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
-           BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END""",
-    ],
-}
 
 # revision identifiers, used by Alembic.
 revision = '0002'
@@ -51,7 +38,7 @@ def upgrade():
         batch_op.create_index('ix_audit_events_action_created', ['action', 'created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_audit_events_created_at'), ['created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_audit_events_target_id'), ['target_id'], unique=False)
-    for statement in APPEND_ONLY.get(op.get_bind().dialect.name, []):
+    for statement in NO_UPDATE_OR_DELETE.get(op.get_bind().dialect.name, []):
         op.execute(statement)
 
     op.create_table('blocked_hashes',

@@ -8,16 +8,15 @@ Create Date: 2026-12-01 04:30:00
 from alembic import op
 import sqlalchemy as sa
 
+# The trigger the model creates, so the two cannot drift apart.
+from webapp.models.audit import NO_TRUNCATE
+
 
 # revision identifiers, used by Alembic.
 revision = '0006'
 down_revision = '0005'
 branch_labels = None
 depends_on = None
-
-# Kept in step with webapp/models/moderation.py.
-NO_TRUNCATE = """CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events
-           FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only()"""
 
 
 def upgrade():
@@ -37,8 +36,8 @@ def upgrade():
     with op.batch_alter_table('scanner_checks', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_scanner_checks_checked_at'), ['checked_at'], unique=False)
 
-    if op.get_bind().dialect.name == 'postgresql':
-        op.execute(NO_TRUNCATE)
+    for statement in NO_TRUNCATE.get(op.get_bind().dialect.name, []):
+        op.execute(statement)
 
 
 def downgrade():

@@ -65,7 +65,7 @@ def complete_upload(upload_id):
 @login_required
 def get_upload(upload_id):
     """The upload's status and details."""
-    return jsonify({"upload": uploads.find_upload(current_user, upload_id).to_dict()})
+    return jsonify({"upload": uploads.readable_upload(current_user, upload_id).to_dict()})
 
 
 @bp.route("/uploads/<upload_id>", methods=["DELETE"])

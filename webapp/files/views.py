@@ -1,5 +1,5 @@
 """HTML pages for browsing, downloading and deleting files."""
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from webapp.extensions import limiter
@@ -39,7 +39,7 @@ def index():
 @login_required
 def detail(upload_id):
     """One file's details and scan result, and its share links."""
-    upload = uploads.find_upload(current_user, upload_id)
+    upload = uploads.readable_upload(current_user, upload_id)
     return render_template("files/detail.html", upload=upload, shares=sharing.shares_of(current_user, upload_id),
                            share_form=ShareForm(), now=utcnow())
 
@@ -73,10 +73,7 @@ def preview(upload_id):
 def delete(upload_id):
     """Ask for confirmation (GET), then delete a file: its objects and its row (POST)."""
     if request.method == "GET":
-        upload = uploads.find_upload(current_user, upload_id)
-        if upload.user_id != current_user.id:
-            abort(404)
-        return render_template("files/delete.html", upload=upload)
+        return render_template("files/delete.html", upload=uploads.own_upload(current_user, upload_id))
     name = uploads.delete_upload(current_user, upload_id, ip=client_address())
     flash(f"Deleted {name}.", "info")
     return redirect(url_for("files.index"))
@@ -86,8 +83,7 @@ def delete(upload_id):
 @login_required
 def create_share(upload_id):
     """Make a public link to an available file (optionally expiring)."""
-    if uploads.find_upload(current_user, upload_id).user_id != current_user.id:
-        abort(404)  # someone else's id does not exist, whatever the form says
+    uploads.own_upload(current_user, upload_id)  # someone else's id does not exist, whatever the form says
     form = ShareForm()
     if not form.validate_on_submit():
         flash("Choose how long the link should last (1 to 365 days, or never).", "error")
@@ -102,7 +98,7 @@ def create_share(upload_id):
 @login_required
 def revoke_share(upload_id, share_id):
     """Revoke a public link."""
-    uploads.find_upload(current_user, upload_id)
+    uploads.own_upload(current_user, upload_id)
     sharing.revoke_share(current_user, share_id, upload_id=upload_id, ip=client_address())
     flash("Share link revoked.", "info")
     return redirect(url_for("files.detail", upload_id=upload_id))

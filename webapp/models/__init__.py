@@ -1,7 +1,9 @@
 """All models, imported here so Alembic sees the whole schema."""
+from webapp.models.audit import AuditEvent
 from webapp.models.maintenance import MaintenanceRun
-from webapp.models.moderation import AuditEvent, BlockedHash, Report, Share
+from webapp.models.moderation import BlockedHash, Report
 from webapp.models.scanner import ScannerCheck
+from webapp.models.share import Share
 from webapp.models.upload import Upload, UploadStatus
 from webapp.models.user import User
 

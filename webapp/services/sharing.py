@@ -9,7 +9,7 @@ from webapp.models import Report, Share, Upload, UploadStatus, User
 from webapp.models.base import utcnow
 from webapp.services import audit
 from webapp.services.refusals import InvalidInput, NotFound
-from webapp.services.uploads import find_upload, signed_download, signed_preview
+from webapp.services.uploads import own_upload, readable_upload, signed_download, signed_preview
 
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{20,64}")
 MAX_SHARE_DAYS = 365
@@ -17,9 +17,7 @@ MAX_SHARE_DAYS = 365
 
 def create_share(user, upload_id, days=None, ip=None):
     """A new public link to one of the user's available files, optionally expiring after days."""
-    upload = find_upload(user, upload_id, statuses=[UploadStatus.AVAILABLE])
-    if upload.user_id != user.id:
-        raise NotFound()
+    upload = own_upload(user, upload_id, statuses=[UploadStatus.AVAILABLE])
     if days is not None and (not isinstance(days, int) or not 1 <= days <= MAX_SHARE_DAYS):
         raise InvalidInput(f"A link can last from 1 to {MAX_SHARE_DAYS} days.", "invalid_expiry")
     share = Share(upload_id=upload.id, created_by=user.id,
@@ -50,8 +48,8 @@ def revoke_share(user, share_id, upload_id=None, ip=None):
 
 
 def shares_of(user, upload_id):
-    """The links to one of the user's files, newest first."""
-    find_upload(user, upload_id)
+    """The links to a file the user may read (their own, or anyone's for an admin), newest first."""
+    readable_upload(user, upload_id)
     return list(db.session.scalars(
         select(Share).where(Share.upload_id == upload_id).order_by(Share.id.desc())))
 

@@ -149,13 +149,13 @@ def begin_upload(user, filename, size, content_type):
     return result
 
 
-def find_upload(user, upload_id, statuses=None):
-    """The user's upload (any user's for admins), or NotFound: other people's ids do not exist."""
+def _lookup(upload_id, statuses, owner_id=None):
+    """The live upload with this id (of owner_id when given) in one of statuses, or NotFound."""
     if not isinstance(upload_id, str) or not _ID_PATTERN.fullmatch(upload_id):
         raise NotFound()
     query = select(Upload).where(Upload.id == upload_id)
-    if not user.is_admin:
-        query = query.where(Upload.user_id == user.id)
+    if owner_id is not None:
+        query = query.where(Upload.user_id == owner_id)
     upload = db.session.scalar(query)
     if upload is None or upload.status == UploadStatus.DELETED.value:
         raise NotFound()
@@ -164,16 +164,27 @@ def find_upload(user, upload_id, statuses=None):
     return upload
 
 
-def _own_upload(user, upload_id):
-    upload = find_upload(user, upload_id)
-    if upload.user_id != user.id:
+def own_upload(user, upload_id, statuses=None):
+    """The user's own upload, or NotFound: other people's ids do not exist, even for admins."""
+    return _lookup(upload_id, statuses, owner_id=user.id)
+
+
+def any_upload_for_admin(admin, upload_id, statuses=None):
+    """Anyone's upload, for an admin; NotFound for everyone else."""
+    if not admin.is_admin:
         raise NotFound()
-    return upload
+    return _lookup(upload_id, statuses)
+
+
+def readable_upload(user, upload_id, statuses=None):
+    """An upload the user may read: their own, or anyone's for an admin."""
+    lookup = any_upload_for_admin if user.is_admin else own_upload
+    return lookup(user, upload_id, statuses)
 
 
 def presign_parts(user, upload_id, part_numbers):
     """Signed URLs for the given parts of a pending multipart upload."""
-    upload = _own_upload(user, upload_id)
+    upload = own_upload(user, upload_id)
     if upload.status != UploadStatus.PENDING.value or not upload.multipart_upload_id:
         raise Conflict("This upload is not a pending multipart upload.", "not_multipart")
     if (not isinstance(part_numbers, list) or not part_numbers or len(part_numbers) > 1000
@@ -211,7 +222,7 @@ def _parse_parts(parts, part_count):
 
 def complete_upload(user, upload_id, parts=None):
     """Mark a pending upload uploaded once its bytes are in storage, then queue its scan."""
-    upload = _own_upload(user, upload_id)
+    upload = own_upload(user, upload_id)
     if upload.status == UploadStatus.UPLOADED.value:
         # Completing again is harmless, and re-queues a scan whose enqueue was lost.
         queue.enqueue_scan(upload.id, upload.size)
@@ -251,7 +262,7 @@ def mark_uploaded(upload_id):
 
 def delete_upload(user, upload_id, ip=None):
     """Abort a pending upload or delete a file: its objects first, then its row; returns its name."""
-    upload = _own_upload(user, upload_id)
+    upload = own_upload(user, upload_id)
     was = upload.status
     # Hide the row first (compare-and-set), so a scan finishing meanwhile cannot promote it;
     # only then are its keys final.
@@ -288,12 +299,12 @@ def revoke_shares(upload_id):
 
 def download_url(user, upload_id):
     """A short-lived presigned GET for an available file, forced to download as an attachment."""
-    return signed_download(find_upload(user, upload_id, statuses=[UploadStatus.AVAILABLE]))
+    return signed_download(readable_upload(user, upload_id, statuses=[UploadStatus.AVAILABLE]))
 
 
 def thumbnail_url(user, upload_id):
     """A short-lived URL of the re-encoded preview of an available image."""
-    return signed_preview(find_upload(user, upload_id, statuses=[UploadStatus.AVAILABLE]))
+    return signed_preview(readable_upload(user, upload_id, statuses=[UploadStatus.AVAILABLE]))
 
 
 def _servable(upload):
