@@ -2,6 +2,7 @@
 import os
 import re
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -91,11 +92,17 @@ def app_config():
     return {}
 
 
-@pytest.fixture
-def app(services, app_config):
-    """An app with a fresh schema, bucket and queues; everything is dropped afterwards."""
-    app = create_app(make_config(services, **app_config))
+def build_app(settings):
+    """An app from the factory with settings (make_config's), whose test client runs each request in
+    its own app context."""
+    app = create_app(settings)
     app.test_client_class = Client
+    return app
+
+
+@contextmanager
+def fresh_world(app):
+    """Inside app's context: a fresh schema, bucket and queues, all dropped afterwards."""
     with app.app_context():
         db.drop_all()
         db.create_all()
@@ -112,6 +119,13 @@ def app(services, app_config):
         if keys:
             connection.delete(*keys)
         db.engine.dispose()
+
+
+@pytest.fixture
+def app(services, app_config):
+    """An app with a fresh schema, bucket and queues; everything is dropped afterwards."""
+    with fresh_world(build_app(make_config(services, **app_config))) as app:
+        yield app
 
 
 @pytest.fixture

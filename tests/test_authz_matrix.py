@@ -18,14 +18,22 @@ import pytest
 from rq import SimpleWorker
 from sqlalchemy import select
 
-from tests.conftest import PASSWORD, RESOURCES, Api, Client, bucket_keys, make_config, page_token, share_token
-from webapp import create_app
+from tests.conftest import (
+    PASSWORD,
+    RESOURCES,
+    Api,
+    bucket_keys,
+    build_app,
+    fresh_world,
+    make_config,
+    page_token,
+    share_token,
+)
 from webapp.extensions import db
 from webapp.models import BlockedHash, Report, Share, Upload, User
 from webapp.queue import QUEUE_NAMES, get_queue, get_redis
 from webapp.scanning.clamd import EICAR
 from webapp.services.accounts import create_user
-from webapp.storage import get_storage
 
 ACTORS = ("anonymous", "owner", "other", "banned", "admin")
 SECRET_NAMES = ("owner-secret-picture.png", "owner-secret-eicar.txt", "owner-secret-video.mp4")
@@ -140,22 +148,8 @@ CASES = [pytest.param(row, actor, id=f"{actor}-{row.method} {row.url}{f' ({row.n
 @pytest.fixture(scope="module")
 def app(services):
     """conftest's app, once per module (it overrides that fixture here, so make_user and run_worker use it)."""
-    app = create_app(make_config(services))
-    app.test_client_class = Client
-    with app.app_context():
-        db.drop_all()
-        db.create_all()
-        get_storage().ensure_bucket(["http://127.0.0.1:5000"])
+    with fresh_world(build_app(make_config(services))) as app:
         yield app
-        db.session.remove()
-        db.drop_all()
-        for name in QUEUE_NAMES:
-            get_queue(name).empty()
-        connection = get_redis()
-        keys = list(connection.scan_iter(f"*{app.config['QUEUE_PREFIX']}*"))
-        if keys:
-            connection.delete(*keys)
-        db.engine.dispose()
 
 
 def _work(app):

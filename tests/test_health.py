@@ -7,9 +7,8 @@ import pytest
 import requests
 
 from devtools.localservices import free_port
-from tests.conftest import make_config
+from tests.conftest import build_app, make_config
 from tests.processes import TcpProxy, serving
-from webapp import create_app
 from webapp.extensions import db
 from webapp.services import health
 from webapp.storage import get_storage
@@ -19,8 +18,8 @@ from webapp.storage import get_storage
 def app_with(services, **overrides):
     """An app on the test services with some settings pointing elsewhere; its bucket exists."""
     config = make_config(services)
-    app = create_app({**config, **overrides})
-    with create_app(config).app_context():
+    app = build_app({**config, **overrides})
+    with build_app(config).app_context():
         get_storage().ensure_bucket(["http://127.0.0.1:5000"])
         db.engine.dispose()
     try:

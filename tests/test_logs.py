@@ -6,8 +6,7 @@ import logging
 import pytest
 import requests
 
-from tests.conftest import make_config, share_token
-from webapp import create_app
+from tests.conftest import build_app, make_config, share_token
 from webapp.extensions import db
 from webapp.logs import JsonFormatter
 
@@ -72,7 +71,7 @@ def test_share_tokens_stay_out_of_the_logs(app, api, available, log_lines):
 
 
 def test_log_format_json_writes_one_object_per_line_to_stderr(services, capfd):
-    app = create_app(make_config(services, LOG_FORMAT="json", LOG_LEVEL="DEBUG"))
+    app = build_app(make_config(services, LOG_FORMAT="json", LOG_LEVEL="DEBUG"))
     try:
         assert app.test_client().get("/healthz").status_code == 200
         err = capfd.readouterr().err.strip().splitlines()

@@ -6,15 +6,14 @@ from alembic.script import ScriptDirectory
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import inspect, text
 
-from tests.conftest import make_config
-from webapp import create_app
+from tests.conftest import build_app, make_config
 from webapp.extensions import db
 
 
 @pytest.fixture
 def bare_app(services):
     """An app on an empty database (no create_all), cleaned afterwards."""
-    app = create_app(make_config(services))
+    app = build_app(make_config(services))
     with app.app_context():
         db.drop_all()
         with db.engine.begin() as conn:

@@ -15,9 +15,8 @@ import pytest
 import requests
 
 from devtools.localservices import free_port, stop, wait_for_port
-from tests.conftest import PASSWORD, Api, Client, bucket_keys, make_config
+from tests.conftest import PASSWORD, Api, bucket_keys, build_app, make_config
 from tests.sigv4_gateway import Gateway
-from webapp import create_app
 from webapp.extensions import db
 from webapp.services.accounts import create_user
 from webapp.storage import get_storage
@@ -67,8 +66,7 @@ def s3rver_app(services, s3rver):
     """An app whose storage is s3rver (its built-in S3RVER key), with 2-second URLs."""
     config = make_config(services, S3_ENDPOINT_URL=s3rver, S3_ACCESS_KEY_ID="S3RVER",
                          S3_SECRET_ACCESS_KEY="S3RVER", UPLOAD_URL_TTL=2, DOWNLOAD_URL_TTL=2)
-    app = create_app(config)
-    app.test_client_class = Client
+    app = build_app(config)
     client = boto3.client("s3", endpoint_url=s3rver, region_name="us-east-1",
                           aws_access_key_id="S3RVER", aws_secret_access_key="S3RVER")
     client.create_bucket(Bucket=config["S3_BUCKET"])
