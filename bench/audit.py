@@ -2,6 +2,7 @@
 
 Runs inside the app context, against the database, the bucket and RQ's job results.
 """
+
 from collections import Counter
 from dataclasses import dataclass, field
 

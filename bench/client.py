@@ -1,4 +1,5 @@
 """The simulated users of the load benchmark: a browser's session, its files, its upload cycle."""
+
 import hashlib
 import io
 import math
@@ -74,8 +75,12 @@ class SimulatedUser:
         """Log in through the form (with its CSRF token), then read the API's token from a page."""
         page = self.session.get(f"{self.base_url}/auth/login", timeout=REQUEST_TIMEOUT)
         token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text).group(1)
-        response = self.session.post(f"{self.base_url}/auth/login", timeout=REQUEST_TIMEOUT, allow_redirects=False,
-                                     data={"email": self.email, "password": self.password, "csrf_token": token})
+        response = self.session.post(
+            f"{self.base_url}/auth/login",
+            timeout=REQUEST_TIMEOUT,
+            allow_redirects=False,
+            data={"email": self.email, "password": self.password, "csrf_token": token},
+        )
         if response.status_code != 302:
             raise RuntimeError(f"login of {self.email} answered {response.status_code}")
         page = self.session.get(f"{self.base_url}/files", timeout=REQUEST_TIMEOUT)
@@ -108,9 +113,17 @@ class SimulatedUser:
         filename, content_type, body = self.payloads.pick(self.rng, tag)
         attempt.size, attempt.sha256 = len(body), hashlib.sha256(body).hexdigest()
         api = {"X-CSRFToken": self.csrf}
-        grant = self._timed(attempt, "presign", 201, "POST", f"{self.base_url}/api/uploads", headers=api,
-                            json={"filename": filename, "size": len(body), "content_type": content_type}).json()
+        grant = self._timed(
+            attempt,
+            "presign",
+            201,
+            "POST",
+            f"{self.base_url}/api/uploads",
+            headers=api,
+            json={"filename": filename, "size": len(body), "content_type": content_type},
+        ).json()
         attempt.upload_id = grant["upload"]["id"]
         self._timed(attempt, "PUT", 200, "PUT", grant["url"], data=body, headers=grant["headers"])
-        self._timed(attempt, "complete", 202, "POST", f"{self.base_url}/api/uploads/{attempt.upload_id}/complete",
-                    headers=api)
+        self._timed(
+            attempt, "complete", 202, "POST", f"{self.base_url}/api/uploads/{attempt.upload_id}/complete", headers=api
+        )

@@ -7,6 +7,7 @@ run and a summary.
 
     python -m bench.complete_to_available [--runs 30] [--size 1048576]
 """
+
 import argparse
 import os
 import statistics
@@ -66,8 +67,11 @@ def main():
         timings = []
         for run in range(1, args.runs + 1):
             with app.app_context():
-                response = client.post("/api/uploads", headers=headers, json={
-                    "filename": f"bench-{run}.txt", "size": len(payload), "content_type": "text/plain"})
+                response = client.post(
+                    "/api/uploads",
+                    headers=headers,
+                    json={"filename": f"bench-{run}.txt", "size": len(payload), "content_type": "text/plain"},
+                )
                 assert response.status_code == 201, response.get_data(as_text=True)
                 grant = response.get_json()
                 requests.put(grant["url"], data=payload, headers=grant["headers"], timeout=30).raise_for_status()
@@ -84,10 +88,14 @@ def main():
             time.sleep(0.2)  # idle worker between runs
         timings.sort()
         p95 = timings[max(0, round(0.95 * len(timings)) - 1)]
-        print(f"\n{len(timings)} uploads of {args.size} bytes, database {engine.dialect.name}, "
-              f"one forking RQ worker, clamd INSTREAM")
-        print(f"complete -> available: median {statistics.median(timings):.1f} ms, "
-              f"p95 {p95:.1f} ms, min {timings[0]:.1f} ms, max {timings[-1]:.1f} ms")
+        print(
+            f"\n{len(timings)} uploads of {args.size} bytes, database {engine.dialect.name}, "
+            f"one forking RQ worker, clamd INSTREAM"
+        )
+        print(
+            f"complete -> available: median {statistics.median(timings):.1f} ms, "
+            f"p95 {p95:.1f} ms, min {timings[0]:.1f} ms, max {timings[-1]:.1f} ms"
+        )
         engine.dispose()
     finally:
         stop_all(processes)

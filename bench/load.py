@@ -11,6 +11,7 @@ Prints throughput and p50/p99/max per step, then the audit; exits 1 if any audit
     python -m bench.load [--users 50] [--duration 60] [--size 32768] [--gunicorn-workers 2] [--gunicorn-threads 1]
                          [--rq-workers 2] [--settle 300]
 """
+
 import argparse
 import math
 import os
@@ -57,8 +58,10 @@ def reset_database(url):
     """Create the benchmark database if it is missing, then empty it (public schema dropped and recreated)."""
     url = make_url(url)
     if url.get_backend_name() != "postgresql" or not re.fullmatch(r"\w*bench\w*", url.database or ""):
-        raise SystemExit("BENCH_DATABASE_URL must name a PostgreSQL database with 'bench' in its name "
-                         f"(the benchmark empties it), not {url.render_as_string()}")
+        raise SystemExit(
+            "BENCH_DATABASE_URL must name a PostgreSQL database with 'bench' in its name "
+            f"(the benchmark empties it), not {url.render_as_string()}"
+        )
     server = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with server.connect() as conn:
         if conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": url.database}) is None:
@@ -130,8 +133,10 @@ def _step_line(name, values):
     ordered = sorted(values)
     if not ordered:
         return f"{name:<16}{0:>7}"
-    return (f"{name:<16}{len(ordered):>7}{percentile(ordered, 0.5):>10.1f}{percentile(ordered, 0.99):>10.1f}"
-            f"{ordered[-1]:>10.1f}")
+    return (
+        f"{name:<16}{len(ordered):>7}{percentile(ordered, 0.5):>10.1f}{percentile(ordered, 0.99):>10.1f}"
+        f"{ordered[-1]:>10.1f}"
+    )
 
 
 def report(args, elapsed, attempts, rows, drain, findings):
@@ -140,25 +145,37 @@ def report(args, elapsed, attempts, rows, drain, findings):
     finished = [rows[a.upload_id] for a in completed if a.upload_id in rows and rows[a.upload_id].status in FINAL]
     sent = sum(attempt.size for attempt in completed)
     kind = "sync" if args.gunicorn_threads == 1 else f"gthread ({args.gunicorn_threads} threads)"
-    print(f"\nSatchel load: {args.users} users for {args.duration:g} s; gunicorn {args.gunicorn_workers} {kind} "
-          f"workers, {args.rq_workers} RQ workers; PostgreSQL, Redis, moto S3, clamd on loopback")
-    print(f"payloads: text/plain and PNG, {args.size // 2}-{args.size * 3 // 2} bytes "
-          f"(mean {sent / max(1, len(completed)):.0f})")
-    print(f"completed {len(completed)} uploads in {elapsed:.1f} s: {len(completed) / elapsed:.1f} uploads/s, "
-          f"{sent / elapsed / 2**20:.2f} MiB/s; {findings.figures['errors']} failed requests")
+    print(
+        f"\nSatchel load: {args.users} users for {args.duration:g} s; gunicorn {args.gunicorn_workers} {kind} "
+        f"workers, {args.rq_workers} RQ workers; PostgreSQL, Redis, moto S3, clamd on loopback"
+    )
+    print(
+        f"payloads: text/plain and PNG, {args.size // 2}-{args.size * 3 // 2} bytes "
+        f"(mean {sent / max(1, len(completed)):.0f})"
+    )
+    print(
+        f"completed {len(completed)} uploads in {elapsed:.1f} s: {len(completed) / elapsed:.1f} uploads/s, "
+        f"{sent / elapsed / 2**20:.2f} MiB/s; {findings.figures['errors']} failed requests"
+    )
     statuses = {status: sum(row.status == status for row in finished) for status in sorted(FINAL)}
     drained, waited = drain
-    print("final states: " + ", ".join(f"{status} {n}" for status, n in statuses.items())
-          + f"; queue {'drained' if drained else 'NOT drained'} {waited:.1f} s after the load")
+    print(
+        "final states: "
+        + ", ".join(f"{status} {n}" for status, n in statuses.items())
+        + f"; queue {'drained' if drained else 'NOT drained'} {waited:.1f} s after the load"
+    )
     if finished:
         span = (max(row.scanned_at for row in finished) - min(row.uploaded_at for row in finished)).total_seconds()
-        print(f"scanning: {len(finished)} verdicts in {span:.1f} s from the first complete: "
-              f"{len(finished) / max(span, 0.001):.1f} scans/s")
+        print(
+            f"scanning: {len(finished)} verdicts in {span:.1f} s from the first complete: "
+            f"{len(finished) / max(span, 0.001):.1f} scans/s"
+        )
     print(f"\n{'step':<16}{'n':>7}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}")
     for step in STEPS:
         print(_step_line(step, [a.timings[step] for a in attempts if step in a.timings]))
-    print(_step_line("complete->final", [(row.scanned_at - row.uploaded_at).total_seconds() * 1000
-                                         for row in finished]))
+    print(
+        _step_line("complete->final", [(row.scanned_at - row.uploaded_at).total_seconds() * 1000 for row in finished])
+    )
     print("\naudit: " + ", ".join(f"{check} {findings.figures[check]}" for check in CHECKS))
     print(f"scan jobs {findings.scan_jobs}, run more than once {findings.scans_rerun}")
     for check, description in CHECKS.items():
@@ -206,8 +223,9 @@ def prepare(args, workdir, processes):
         get_storage().ensure_bucket(["http://127.0.0.1:5000"])
         for email in emails:
             create_user(email, password)
-    gunicorn, base_url = start_gunicorn(settings, args.gunicorn_workers, args.gunicorn_threads,
-                                      workdir / "gunicorn.log")
+    gunicorn, base_url = start_gunicorn(
+        settings, args.gunicorn_workers, args.gunicorn_threads, workdir / "gunicorn.log"
+    )
     processes.append(gunicorn)
     processes += [start_worker(settings, workdir / f"worker-{n}.log") for n in range(1, args.rq_workers + 1)]
     payloads = Payloads(args.size, random.Random(0))

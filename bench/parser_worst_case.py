@@ -6,6 +6,7 @@ Limits are the defaults (PDF_MAX_OBJECTS, PDF_CHECK_SECONDS, ZIP_*).
 
     python -m bench.parser_worst_case
 """
+
 import io
 import time
 import tracemalloc
@@ -83,8 +84,13 @@ def main():
         check_pdf(reader.getvalue(), config["PDF_MAX_OBJECTS"], config["PDF_CHECK_SECONDS"])
 
     def archive(reader):
-        check_zip(reader, config["ZIP_MAX_ENTRIES"], config["ZIP_MAX_TOTAL_BYTES"], config["ZIP_MAX_RATIO"],
-                  max_directory_bytes=config["ZIP_MAX_DIRECTORY_BYTES"])
+        check_zip(
+            reader,
+            config["ZIP_MAX_ENTRIES"],
+            config["ZIP_MAX_TOTAL_BYTES"],
+            config["ZIP_MAX_RATIO"],
+            max_directory_bytes=config["ZIP_MAX_DIRECTORY_BYTES"],
+        )
 
     print(f"{'shape':44} {'bytes':>10} {'verdict':28} {'seconds':>8} {'peak MiB':>9} {'reads':>6}")
     for shapes, check in ((PDF_SHAPES, pdf), (ZIP_SHAPES, archive)):

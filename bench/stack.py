@@ -1,4 +1,5 @@
 """What the benchmarks share: the local services, the app's processes, and stopping them all."""
+
 import os
 import subprocess
 import sys
@@ -30,8 +31,14 @@ def start_services(workdir, database_url, redis_url=None):
 def _spawn(command, settings, log=None):
     """Run command from the project root with settings added to the environment, output to log."""
     with open(log or os.devnull, "ab") as output:  # the child keeps its own copy of the file
-        return subprocess.Popen(command, cwd=ROOT, env={**os.environ, **settings}, stdout=output,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env={**os.environ, **settings},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def start_worker(settings, log=None):
@@ -43,8 +50,24 @@ def start_gunicorn(settings, workers, threads=1, log=None):
     """`gunicorn wsgi:app` on a free port (sync workers, or gthread ones with threads > 1); returns
     (process, base URL) once it listens."""
     port = localservices.free_port()
-    process = _spawn([sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads", str(threads),
-                      "--bind", f"127.0.0.1:{port}", "--graceful-timeout", "10", "wsgi:app"], settings, log)
+    process = _spawn(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--workers",
+            str(workers),
+            "--threads",
+            str(threads),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--graceful-timeout",
+            "10",
+            "wsgi:app",
+        ],
+        settings,
+        log,
+    )
     try:
         localservices.wait_for_port(port, process, name="gunicorn")
     except BaseException:

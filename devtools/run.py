@@ -1,4 +1,5 @@
 """`make run`: Redis, S3 (moto), clamd, one RQ worker and the web server; Ctrl-C stops them all."""
+
 import os
 import signal
 import socket
@@ -75,8 +76,11 @@ class DevStack:
         """Start every service, the worker and the web server."""
         if port_or_free(WEB_PORT) != WEB_PORT:
             raise LaunchError(f"port {WEB_PORT} is already in use; stop whatever listens there")
-        self.summary += [f"  {var} from the environment: {self.env[var]}"
-                         for var in ("REDIS_URL", "S3_ENDPOINT_URL", "CLAMD_URL") if self.env.get(var)]
+        self.summary += [
+            f"  {var} from the environment: {self.env[var]}"
+            for var in ("REDIS_URL", "S3_ENDPOINT_URL", "CLAMD_URL")
+            if self.env.get(var)
+        ]
         if not self.env.get("REDIS_URL"):
             process, port = localservices.start_redis(INSTANCE / "redis", port_or_free(6380))
             self.env["REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
@@ -94,8 +98,7 @@ class DevStack:
         elif not self.env.get("CLAMD_URL"):
             self.start_clamd()
         self.started("worker", self.spawn("worker"), "RQ worker with scheduler")
-        web = self.spawn("run", "--host", "127.0.0.1", "--port", str(WEB_PORT),
-                         "--no-reload", "--no-debugger")
+        web = self.spawn("run", "--host", "127.0.0.1", "--port", str(WEB_PORT), "--no-reload", "--no-debugger")
         self.started("web", web, f"http://127.0.0.1:{WEB_PORT}")
         localservices.wait_for_port(WEB_PORT, web, name="web server")
         self.stop_point()
@@ -104,18 +107,22 @@ class DevStack:
         """Start clamd with the system signatures, or EICAR only. Without clamd, stop: scanning is
         switched off only when SCANNER=disabled says so."""
         if not localservices.clamd_binary():
-            raise LaunchError("clamd is not installed (Debian: clamav-daemon; scripts/system-packages.sh run "
-                               "installs it). To accept files without a virus scan: SCANNER=disabled make run")
-        system_db = CLAMAV_DB.is_dir() and any(
-            f.suffix in (".cvd", ".cld", ".cud") for f in CLAMAV_DB.iterdir())
+            raise LaunchError(
+                "clamd is not installed (Debian: clamav-daemon; scripts/system-packages.sh run "
+                "installs it). To accept files without a virus scan: SCANNER=disabled make run"
+            )
+        system_db = CLAMAV_DB.is_dir() and any(f.suffix in (".cvd", ".cld", ".cud") for f in CLAMAV_DB.iterdir())
         if not system_db:
-            print(f"NOTE: no ClamAV signatures in {CLAMAV_DB} (run freshclam): clamd loads only "
-                  "the EICAR test signature, so real malware is NOT detected.", flush=True)
+            print(
+                f"NOTE: no ClamAV signatures in {CLAMAV_DB} (run freshclam): clamd loads only "
+                "the EICAR test signature, so real malware is NOT detected.",
+                flush=True,
+            )
         process, port = localservices.start_clamd(
-            INSTANCE / "clamd", port_or_free(3310), database=CLAMAV_DB if system_db else None)
+            INSTANCE / "clamd", port_or_free(3310), database=CLAMAV_DB if system_db else None
+        )
         self.env.update(CLAMD_URL=f"tcp://127.0.0.1:{port}", SCANNER="clamd")
-        self.started("clamd", process, self.env["CLAMD_URL"]
-                     + ("" if system_db else "  (EICAR test signature only)"))
+        self.started("clamd", process, self.env["CLAMD_URL"] + ("" if system_db else "  (EICAR test signature only)"))
 
     def supervise(self):
         """Block until a stop is asked for; raise LaunchError naming a child that exits."""
@@ -139,8 +146,14 @@ def main():
     code = 0
     try:
         stack.start()
-        print("Satchel is running:", *stack.summary, f"Open http://127.0.0.1:{WEB_PORT}",
-              "(Ctrl-C stops everything)", sep="\n", flush=True)
+        print(
+            "Satchel is running:",
+            *stack.summary,
+            f"Open http://127.0.0.1:{WEB_PORT}",
+            "(Ctrl-C stops everything)",
+            sep="\n",
+            flush=True,
+        )
         stack.supervise()
     except KeyboardInterrupt:
         pass

@@ -7,6 +7,7 @@ The browser test modules load this file with `pytest_plugins = ["tests.browser_s
 fixtures) and also import its helpers, so it is imported before pytest could mark it for assertion
 rewriting: PYTEST_DONT_REWRITE says so, and the asserts here carry their own messages instead.
 """
+
 import base64
 from pathlib import Path
 
@@ -23,8 +24,15 @@ from webapp.storage import get_storage
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 #: How long the browser may wait for the worker's verdict (milliseconds).
 VERDICT_TIMEOUT = 20_000
 #: Upload bandwidth the browser is throttled to, so that a few hundred KB take about a second and
@@ -85,8 +93,7 @@ def worker(app, tmp_path):
 def browser():
     """Debian's headless Chromium, shared by the tests of one module."""
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                                             headless=True)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         yield browser
         browser.close()
 
@@ -101,8 +108,7 @@ class Page:
         self.navigations = []
         page.on("console", self._on_console)
         page.on("pageerror", lambda error: self.errors.append(f"pageerror: {error}"))
-        page.on("framenavigated", lambda frame: frame == page.main_frame
-                and self.navigations.append(frame.url))
+        page.on("framenavigated", lambda frame: frame == page.main_frame and self.navigations.append(frame.url))
 
     def _on_console(self, message):
         if message.type != "error":
@@ -122,8 +128,7 @@ class Page:
 
     def drop(self, *files):
         """Drag files (name, type, bytes) over the drop zone and drop them, as a user would."""
-        payload = [{"name": name, "type": mime, "data": base64.b64encode(data).decode()}
-                   for name, mime, data in files]
+        payload = [{"name": name, "type": mime, "data": base64.b64encode(data).decode()} for name, mime, data in files]
         transfer = self.page.evaluate_handle(MAKE_DATA_TRANSFER, payload)
         zone = self.page.locator('[data-role="dropzone"]')
         zone.dispatch_event("dragenter", {"dataTransfer": transfer})
@@ -160,9 +165,10 @@ def _open_tab(browser, origin, throttle):
     if throttle:
         network = context.new_cdp_session(page)
         network.send("Network.enable")
-        network.send("Network.emulateNetworkConditions", {
-            "offline": False, "latency": 0, "downloadThroughput": -1,
-            "uploadThroughput": UPLOAD_BYTES_PER_SECOND})
+        network.send(
+            "Network.emulateNetworkConditions",
+            {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": UPLOAD_BYTES_PER_SECOND},
+        )
     return context, Page(page, origin)
 
 

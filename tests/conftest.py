@@ -1,4 +1,5 @@
 """Fixtures: real S3 (moto's server), real clamd, real Redis and a real database for every test."""
+
 import os
 import re
 import uuid
@@ -131,8 +132,10 @@ def app(services, app_config):
 @pytest.fixture
 def make_user(app):
     """Create accounts: make_user("a@example.com", admin=False)."""
+
     def make(email=None, admin=False, password=PASSWORD):
         return create_user(email or f"user-{uuid.uuid4().hex[:8]}@example.com", password, is_admin=admin)
+
     return make
 
 
@@ -182,8 +185,7 @@ class Api:
 
     def begin(self, filename="notes.txt", size=11, content_type="text/plain"):
         """POST /api/uploads and return the JSON (asserting 201)."""
-        response = self.post("/api/uploads", json={"filename": filename, "size": size,
-                                                   "content_type": content_type})
+        response = self.post("/api/uploads", json={"filename": filename, "size": size, "content_type": content_type})
         assert response.status_code == 201, response.get_data(as_text=True)
         return response.get_json()
 
@@ -216,6 +218,7 @@ def other_api(app, other_user):
 @pytest.fixture
 def run_worker(app):
     """Run the real RQ job code path: a burst SimpleWorker on the app's queues, in-process."""
+
     def run():
         with app.app_context():  # the job's own app context, as in a worker process
             queues = [get_queue(name) for name in QUEUE_NAMES]
@@ -223,6 +226,7 @@ def run_worker(app):
             worker.work(burst=True)
         db.session.expire_all()
         return worker
+
     return run
 
 
@@ -233,6 +237,7 @@ def bucket_keys(app, prefix=""):
 
 
 # --- Files in a known state, and share links ---
+
 
 @pytest.fixture
 def quarantined(api, run_worker):

@@ -4,6 +4,7 @@
 object stream indexed by a cross-reference stream, as modern writers do. `document()` is a one-page PDF
 with extra objects from number 4 on.
 """
+
 import functools
 import io
 import zlib
@@ -17,6 +18,7 @@ EVIL_URL = b"(https://evil.example/collect)"
 
 
 # --- Written by pypdf ---
+
 
 def written(mutate=None):
     """A one-page PDF from pypdf, changed by mutate(writer) first."""
@@ -34,8 +36,9 @@ def with_javascript(writer):
 
 
 def with_launch(writer):
-    writer._root_object[NameObject("/OpenAction")] = DictionaryObject({
-        NameObject("/S"): NameObject("/Launch"), NameObject("/F"): TextStringObject("calc.exe")})
+    writer._root_object[NameObject("/OpenAction")] = DictionaryObject(
+        {NameObject("/S"): NameObject("/Launch"), NameObject("/F"): TextStringObject("calc.exe")}
+    )
 
 
 def with_password(writer):
@@ -43,6 +46,7 @@ def with_password(writer):
 
 
 # --- Written by hand ---
+
 
 def stream(data, extra=b"", compress=False):
     """An object body holding a stream of data (flate-compressed if asked)."""
@@ -74,8 +78,10 @@ def pdf(*bodies, packed=(), padding=0, version=b"1.7"):
         return bytes(out)
     for count, group in enumerate(groups):
         offsets[size + count] = len(out)
-        out += b"%d 0 obj\n%s\nendobj\n" % (size + count, _object_stream([bodies[n - 1] for n in group], group,
-                                                                          padding))
+        out += b"%d 0 obj\n%s\nendobj\n" % (
+            size + count,
+            _object_stream([bodies[n - 1] for n in group], group, padding),
+        )
     rows = [b"\0\0\0\0\0\0\0\xff\xff"]
     xref_number = size + len(groups)
     for number in range(1, xref_number):
@@ -86,8 +92,10 @@ def pdf(*bodies, packed=(), padding=0, version=b"1.7"):
             rows.append(b"\1" + offsets[number].to_bytes(4, "big") + b"\0\0\0\0")
     xref = len(out)
     rows.append(b"\1" + xref.to_bytes(4, "big") + b"\0\0\0\0")
-    out += b"%d 0 obj\n%s\nendobj\n" % (xref_number, stream(
-        b"".join(rows), b" /Type /XRef /Size %d /W [1 4 4] /Root 1 0 R" % (xref_number + 1), compress=True))
+    out += b"%d 0 obj\n%s\nendobj\n" % (
+        xref_number,
+        stream(b"".join(rows), b" /Type /XRef /Size %d /W [1 4 4] /Root 1 0 R" % (xref_number + 1), compress=True),
+    )
     out += b"startxref\n%d\n%%%%EOF\n" % xref
     return bytes(out)
 
@@ -107,9 +115,13 @@ def _object_stream(bodies, numbers, padding):
 
 def document(catalog=b"", page=b"", *extra, **options):
     """A one-page PDF: catalog and page entries added, extra bodies numbered from 4."""
-    return pdf(b"<< /Type /Catalog /Pages 2 0 R %s >>" % catalog,
-               b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] %s >>" % page, *extra, **options)
+    return pdf(
+        b"<< /Type /Catalog /Pages 2 0 R %s >>" % catalog,
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] %s >>" % page,
+        *extra,
+        **options,
+    )
 
 
 def open_action(action, *extra, **options):
@@ -124,9 +136,12 @@ def page_triggers(triggers, *extra):
 
 def link(action, *extra, annotation=b""):
     """A PDF whose page has one link annotation running the given action when clicked."""
-    return document(b"", b"/Annots [4 0 R]",
-                    b"<< /Type /Annot /Subtype /Link /Rect [10 10 90 30] /Border [0 0 0] /A %s %s >>"
-                    % (action, annotation), *extra)
+    return document(
+        b"",
+        b"/Annots [4 0 R]",
+        b"<< /Type /Annot /Subtype /Link /Rect [10 10 90 30] /Border [0 0 0] /A %s %s >>" % (action, annotation),
+        *extra,
+    )
 
 
 def uri(target=EVIL_URL, kind=b"/URI", extra=b""):
@@ -141,6 +156,7 @@ def obfuscated():
 
 # --- Shapes that cost a parser: each about 1 MiB ---
 
+
 @functools.cache
 def deflated_zeros(size):
     """size zero bytes, deflated (about 1000:1) without ever holding them."""
@@ -152,8 +168,9 @@ def deflated_zeros(size):
 def flate_bomb_content(size=1024 * MiB):
     """A page whose content stream inflates to size bytes."""
     data = deflated_zeros(size)
-    return document(b"", b"/Contents 4 0 R", b"<< /Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream"
-                    % (len(data), data))
+    return document(
+        b"", b"/Contents 4 0 R", b"<< /Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream" % (len(data), data)
+    )
 
 
 def flate_bomb_object_stream(size=1024 * MiB):
@@ -164,8 +181,9 @@ def flate_bomb_object_stream(size=1024 * MiB):
 def object_stream_bombs(count=100, size=8 * MiB - 4096):
     """count object streams, each inflating to size bytes, each holding one object the page refers to."""
     refs = b" ".join(b"%d 0 R" % (4 + n) for n in range(count))
-    return document(b"", b"/Extra [%s]" % refs, *[b"[]"] * count,
-                    packed=tuple((4 + n,) for n in range(count)), padding=size)
+    return document(
+        b"", b"/Extra [%s]" % refs, *[b"[]"] * count, packed=tuple((4 + n,) for n in range(count)), padding=size
+    )
 
 
 def many_objects(count=26_000):
@@ -192,8 +210,12 @@ def reference_cycles(count=20_000):
 def huge_cross_reference(entries=4_000_000):
     """A cross-reference stream listing entries objects in two bytes each (all at offset 0)."""
     rows = zlib.compress(b"\1\0" * entries, 9)
-    head = b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n" \
-           b"2 0 obj\n<< /Type /Pages /Kids [] /Count 0 >>\nendobj\n"
+    head = (
+        b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n"
+        b"2 0 obj\n<< /Type /Pages /Kids [] /Count 0 >>\nendobj\n"
+    )
     xref = len(head)
-    return head + b"3 0 obj\n<< /Type /XRef /Size %d /W [1 1 0] /Root 1 0 R /Length %d /Filter /FlateDecode >>\n" \
+    return (
+        head + b"3 0 obj\n<< /Type /XRef /Size %d /W [1 1 0] /Root 1 0 R /Length %d /Filter /FlateDecode >>\n"
         b"stream\n%s\nendstream\nendobj\nstartxref\n%d\n%%%%EOF\n" % (entries, len(rows), rows, xref)
+    )

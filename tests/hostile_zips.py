@@ -2,6 +2,7 @@
 
 The end record of a ZIP (and ZIP64's record and locator) is rewritten here field by field to make it lie.
 """
+
 import bz2
 import gzip
 import io
@@ -69,6 +70,7 @@ def commented(count=70, comment=b"c" * 65_000):
 
 # --- Lies in the end record ---
 
+
 def _end(data):
     """The offset of the end record and its fields."""
     at = data.rindex(b"PK\x05\x06")
@@ -82,7 +84,7 @@ def claiming(data, entries=None, directory_bytes=None):
         fields[3] = fields[4] = entries
     if directory_bytes is not None:
         fields[5] = directory_bytes
-    return data[:at] + END.pack(*fields) + data[at + END.size:]
+    return data[:at] + END.pack(*fields) + data[at + END.size :]
 
 
 def as_zip64(data, entries=None, directory_bytes=None):
@@ -90,15 +92,25 @@ def as_zip64(data, entries=None, directory_bytes=None):
     whose own fields say "see ZIP64"."""
     at, fields = _end(data)
     count, size, offset = fields[4], fields[5], fields[6]
-    record = END64.pack(b"PK\x06\x06", END64.size - 12, 45, 45, 0, 0, count if entries is None else entries,
-                        count if entries is None else entries, size if directory_bytes is None else directory_bytes,
-                        offset)
+    record = END64.pack(
+        b"PK\x06\x06",
+        END64.size - 12,
+        45,
+        45,
+        0,
+        0,
+        count if entries is None else entries,
+        count if entries is None else entries,
+        size if directory_bytes is None else directory_bytes,
+        offset,
+    )
     locator = LOCATOR.pack(b"PK\x06\x07", 0, at, 1)
     end = END.pack(b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
     return data[:at] + record + locator + end
 
 
 # --- Entries zipfile will not write ---
+
 
 def encrypted(data=b"secret notes", method=zipfile.ZIP_STORED):
     """A ZIP whose one entry has the encryption flag set (in its local and central headers)."""
@@ -114,7 +126,7 @@ def aes_encrypted():
     archive = bytearray(encrypted())
     for signature, method_at in ((b"PK\x03\x04", 8), (b"PK\x01\x02", 10)):
         at = archive.index(signature) + method_at
-        archive[at:at + 2] = struct.pack("<H", 99)
+        archive[at : at + 2] = struct.pack("<H", 99)
     return bytes(archive)
 
 
@@ -122,15 +134,16 @@ def overlapping(copies=3):
     """One deflated entry listed copies times in the central directory, all at the same local header."""
     data = make_zip([("zeros.bin", bytes(1000))])
     at, fields = _end(data)
-    directory = data[fields[6]:at]
+    directory = data[fields[6] : at]
     entries = [directory.replace(b"zeros.bin", b"zeros%d.bn" % n if n else b"zeros.bin") for n in range(copies)]
     new_directory = b"".join(entries)
     fields[3] = fields[4] = copies
     fields[5] = len(new_directory)
-    return data[:fields[6]] + new_directory + END.pack(*fields)
+    return data[: fields[6]] + new_directory + END.pack(*fields)
 
 
 # --- Archives to hide inside ---
+
 
 def tar_of(name, data):
     buffer = io.BytesIO()

@@ -5,6 +5,7 @@ not possible or would lose its state (moto keeps objects in memory; the suite sh
 PostgreSQL): `cut()` stops listening and drops every open connection, as a restarting server does;
 `restore()` listens again on the same port.
 """
+
 import os
 import selectors
 import socket
@@ -31,19 +32,21 @@ def worker_environment(app, **extra):
     """Environment variables under which create_app() rebuilds the test app's settings."""
     config = app.config
     env = {name: value for name, value in os.environ.items() if not name.startswith("FLASK_")}
-    env.update({
-        "SATCHEL_ENV": "testing",
-        "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"],
-        "REDIS_URL": config["REDIS_URL"],
-        "RATELIMIT_STORAGE_URI": config["RATELIMIT_STORAGE_URI"],
-        "S3_ENDPOINT_URL": config["S3_ENDPOINT_URL"],
-        "S3_BUCKET": config["S3_BUCKET"],
-        "S3_ACCESS_KEY_ID": config["S3_ACCESS_KEY_ID"],
-        "S3_SECRET_ACCESS_KEY": config["S3_SECRET_ACCESS_KEY"],
-        "CLAMD_URL": config["CLAMD_URL"],
-        "SCANNER": config["SCANNER"],
-        "QUEUE_PREFIX": config["QUEUE_PREFIX"],
-    })
+    env.update(
+        {
+            "SATCHEL_ENV": "testing",
+            "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"],
+            "REDIS_URL": config["REDIS_URL"],
+            "RATELIMIT_STORAGE_URI": config["RATELIMIT_STORAGE_URI"],
+            "S3_ENDPOINT_URL": config["S3_ENDPOINT_URL"],
+            "S3_BUCKET": config["S3_BUCKET"],
+            "S3_ACCESS_KEY_ID": config["S3_ACCESS_KEY_ID"],
+            "S3_SECRET_ACCESS_KEY": config["S3_SECRET_ACCESS_KEY"],
+            "CLAMD_URL": config["CLAMD_URL"],
+            "SCANNER": config["SCANNER"],
+            "QUEUE_PREFIX": config["QUEUE_PREFIX"],
+        }
+    )
     env.update({name: str(value) for name, value in extra.items()})
     return env
 
@@ -74,8 +77,14 @@ def running_worker(app, log_path, scheduler=False, **env):
     if not scheduler:
         args.append("--no-scheduler")
     with log_path.open("ab") as log:
-        process = subprocess.Popen(args, cwd=ROOT, env=worker_environment(app, **env), stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env=worker_environment(app, **env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         wait_for_worker(process, log_path)
         yield process
@@ -101,8 +110,9 @@ def http_login(origin, email):
     """A requests session logged in through the real form, sending the page's CSRF token to the API."""
     session = requests.Session()
     token = form_token(session.get(f"{origin}/auth/login", timeout=10).text)
-    response = session.post(f"{origin}/auth/login", data={"email": email, "password": PASSWORD,
-                                                          "csrf_token": token}, timeout=10)
+    response = session.post(
+        f"{origin}/auth/login", data={"email": email, "password": PASSWORD, "csrf_token": token}, timeout=10
+    )
     assert response.ok, response.status_code
     session.headers["X-CSRFToken"] = page_token(session.get(f"{origin}/files", timeout=10).text)
     return session

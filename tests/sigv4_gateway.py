@@ -13,6 +13,7 @@ gateway does what S3 does with a presigned (query-string) request before it forw
 Refusals are S3's XML errors with S3's codes. Requests signed in the Authorization header (the app's
 own server-side calls) are forwarded unchecked: they are not what these tests are about.
 """
+
 import hmac
 import threading
 from datetime import UTC, datetime, timedelta
@@ -37,8 +38,7 @@ class Refusal(Exception):
 
 
 def s3_error(status, code, message):
-    body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
-            f"<Message>{message}</Message></Error>")
+    body = f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message></Error>'
     return Response(body, status=status, content_type="application/xml")
 
 
@@ -64,16 +64,20 @@ def expected_signature(request, raw_path, raw_query, secrets):
 
     # Rebuild the request as it arrived, minus the signature, with only the signed headers; the query
     # is decoded and re-encoded the way SigV4 canonicalises it.
-    unsigned_query = "&".join(f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}"
-                              for k, v in parse_qsl(raw_query, keep_blank_values=True) if k != "X-Amz-Signature")
+    unsigned_query = "&".join(
+        f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}"
+        for k, v in parse_qsl(raw_query, keep_blank_values=True)
+        if k != "X-Amz-Signature"
+    )
     headers = {}
     for name in signed_headers:
         value = request.headers.get(name)
         if value is None:
             raise Refusal("SignatureDoesNotMatch", f"signed header {name} is missing")
         headers[name] = value
-    rebuilt = AWSRequest(method=request.method, url=f"http://{request.host}{raw_path}?{unsigned_query}",
-                         headers=headers)
+    rebuilt = AWSRequest(
+        method=request.method, url=f"http://{request.host}{raw_path}?{unsigned_query}", headers=headers
+    )
     rebuilt.context["timestamp"] = amz_date
     signer = S3SigV4QueryAuth(Credentials(access_key, secrets[access_key]), service, region, expires=expires)
     canonical = signer.canonical_request(rebuilt)
@@ -107,19 +111,23 @@ class Gateway:
             try:
                 provided, expected = expected_signature(request, raw.path, raw.query, self.secrets)
                 if not hmac.compare_digest(provided, expected):
-                    raise Refusal("SignatureDoesNotMatch", "The request signature we calculated does not "
-                                  "match the signature you provided.")
+                    raise Refusal(
+                        "SignatureDoesNotMatch",
+                        "The request signature we calculated does not match the signature you provided.",
+                    )
             except Refusal as refusal:
                 self.refusals.append((request.method, raw.path, refusal.code))
-                return s3_error(403 if refusal.code != "AuthorizationQueryParametersError" else 400,
-                                refusal.code, refusal.message)(environ, start_response)
+                return s3_error(
+                    403 if refusal.code != "AuthorizationQueryParametersError" else 400, refusal.code, refusal.message
+                )(environ, start_response)
         return self.forward(request, raw)(environ, start_response)
 
     def forward(self, request, raw):
         url = f"{self.upstream}{raw.path}" + (f"?{raw.query}" if raw.query else "")
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
-        upstream = self.session.request(request.method, url, headers=headers, data=request.get_data(),
-                                        allow_redirects=False, timeout=60)
+        upstream = self.session.request(
+            request.method, url, headers=headers, data=request.get_data(), allow_redirects=False, timeout=60
+        )
         response = Response(upstream.content, status=upstream.status_code)
         # Set after the body, so that a HEAD keeps the object's length rather than its empty body's.
         for name, value in upstream.headers.items():

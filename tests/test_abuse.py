@@ -1,4 +1,5 @@
 """Abuse limits on Redis-backed counters, and the quota holding under parallel requests."""
+
 import threading
 
 import pytest
@@ -12,19 +13,29 @@ from webapp.models import Upload
 class TestLimits:
     @pytest.fixture
     def app_config(self):
-        return {"RATELIMIT_ENABLED": True, "PRESIGN_LIMIT": "5 per minute", "DOWNLOAD_LIMIT": "3 per minute",
-                "MAX_PENDING_UPLOADS": 100}
+        return {
+            "RATELIMIT_ENABLED": True,
+            "PRESIGN_LIMIT": "5 per minute",
+            "DOWNLOAD_LIMIT": "3 per minute",
+            "MAX_PENDING_UPLOADS": 100,
+        }
 
     def test_presign_requests_per_user_per_minute(self, api, other_api):
-        codes = [api.post("/api/uploads", json={"filename": "a.txt", "size": 5, "content_type": "text/plain"}
-                          ).status_code for _ in range(6)]
+        codes = [
+            api.post("/api/uploads", json={"filename": "a.txt", "size": 5, "content_type": "text/plain"}).status_code
+            for _ in range(6)
+        ]
         assert codes == [201] * 5 + [429]
         refused = api.post("/api/uploads", json={"filename": "a.txt", "size": 5, "content_type": "text/plain"})
         assert refused.get_json()["error"]["code"] == "rate_limited"
         assert int(refused.headers["Retry-After"]) > 0
         # Another user has a budget of their own.
-        assert other_api.post("/api/uploads", json={"filename": "a.txt", "size": 5, "content_type": "text/plain"}
-                              ).status_code == 201
+        assert (
+            other_api.post(
+                "/api/uploads", json={"filename": "a.txt", "size": 5, "content_type": "text/plain"}
+            ).status_code
+            == 201
+        )
 
     def test_download_urls_per_file(self, app, api, run_worker):
         upload_id = api.upload(b"popular file")
@@ -77,8 +88,11 @@ def test_quota_reservation_is_atomic_under_parallel_presigns(app, user, monkeypa
 
         def presign():
             barrier.wait()
-            response = session.post(f"{base}/api/uploads", timeout=30,
-                                    json={"filename": "race.txt", "size": 600, "content_type": "text/plain"})
+            response = session.post(
+                f"{base}/api/uploads",
+                timeout=30,
+                json={"filename": "race.txt", "size": 600, "content_type": "text/plain"},
+            )
             codes.append(response.status_code)
 
         workers = [threading.Thread(target=presign) for _ in range(20)]

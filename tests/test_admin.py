@@ -1,4 +1,5 @@
 """The admin area: every route guarded, every action audited, and each action's effect on the service."""
+
 import re
 
 import pytest
@@ -14,8 +15,13 @@ from webapp.scanning.clamd import EICAR
 
 ADMIN_PAGES = ["/admin", "/admin/moderation", "/admin/users", "/admin/audit", "/admin/jobs"]
 ADMIN_ACTIONS = [
-    "/admin/moderation/{upload}/approve", "/admin/moderation/{upload}/remove", "/admin/moderation/{upload}/block",
-    "/admin/users/{user}/ban", "/admin/users/{user}/unban", "/admin/users/{user}/quota", "/admin/jobs/scan-x/retry",
+    "/admin/moderation/{upload}/approve",
+    "/admin/moderation/{upload}/remove",
+    "/admin/moderation/{upload}/block",
+    "/admin/users/{user}/ban",
+    "/admin/users/{user}/unban",
+    "/admin/users/{user}/quota",
+    "/admin/jobs/scan-x/retry",
     "/admin/users/new",
 ]
 
@@ -44,6 +50,7 @@ def fresh(model, key):
 
 
 # --- Guards ---------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("url", ADMIN_PAGES)
 def test_pages_send_anonymous_to_login_and_refuse_users(app, api, admin_api, url):
@@ -91,8 +98,10 @@ def test_every_action_requires_a_reason(admin_api, quarantined):
 
 # --- Moderation queue -----------------------------------------------------------------------------
 
-def test_queue_lists_quarantined_rejected_and_reported_with_details(app, api, admin_api, run_worker,
-                                                                   quarantined, available):
+
+def test_queue_lists_quarantined_rejected_and_reported_with_details(
+    app, api, admin_api, run_worker, quarantined, available
+):
     rejected = api.upload(b"<html>not a png</html>", filename="fake.png", content_type="image/png")
     run_worker()
     token = share_token(api, available)
@@ -121,8 +130,11 @@ def test_approve_a_false_positive_makes_it_available(app, api, admin_api, quaran
     got = requests.get(api.get(f"/files/{quarantined}/download").headers["Location"], timeout=10)
     assert got.content == EICAR
     [event] = events("approve")
-    assert (event.actor_email, event.target_id, event.reason) == ("admin@example.com", quarantined,
-                                                                   "test file, not malware")
+    assert (event.actor_email, event.target_id, event.reason) == (
+        "admin@example.com",
+        quarantined,
+        "test file, not malware",
+    )
     assert quarantined not in admin_api.get("/admin/moderation").get_data(as_text=True)
 
 
@@ -230,6 +242,7 @@ def test_block_needs_a_known_hash(app, api, admin_api, run_worker):
 
 # --- Users ----------------------------------------------------------------------------------------
 
+
 def test_ban_ends_sessions_pending_uploads_and_share_links(app, api, admin_api, user, available):
     from tests.conftest import bucket_keys
 
@@ -304,12 +317,15 @@ class TestMakingAccounts:
         assert response.status_code == 201 and 'id="new-password"' not in response.get_data(as_text=True)
         assert login(app.test_client(), "chosen@example.com").status_code == 302
 
-    @pytest.mark.parametrize("data, message", [
-        ({"email": "owner@example.com", "password": PASSWORD}, "already exists"),
-        ({"email": "not-an-email", "password": PASSWORD}, "Invalid email"),
-        ({"email": "short@example.com", "password": "short"}, "at least 10"),
-        ({"email": "", "password": PASSWORD}, "This field is required"),
-    ])
+    @pytest.mark.parametrize(
+        "data, message",
+        [
+            ({"email": "owner@example.com", "password": PASSWORD}, "already exists"),
+            ({"email": "not-an-email", "password": PASSWORD}, "Invalid email"),
+            ({"email": "short@example.com", "password": "short"}, "at least 10"),
+            ({"email": "", "password": PASSWORD}, "This field is required"),
+        ],
+    )
     def test_refusals_are_readable_and_make_nothing(self, admin_api, user, data, message):
         before = len(events("account_created"))
         response = admin_api.form_post("/admin/users/new", data)
@@ -325,8 +341,9 @@ class TestMakingAccounts:
 def test_quota_change_applies_and_is_audited(admin_api, api, user):
     admin_api.form_post(f"/admin/users/{user.id}/quota", {"quota_mb": "1", "reason": "trial account"})
     assert fresh(User, user.id).quota_bytes == 1024 * 1024
-    response = api.post("/api/uploads", json={"filename": "a.txt", "size": 2 * 1024 * 1024,
-                                              "content_type": "text/plain"})
+    response = api.post(
+        "/api/uploads", json={"filename": "a.txt", "size": 2 * 1024 * 1024, "content_type": "text/plain"}
+    )
     assert response.status_code == 413 and response.get_json()["error"]["code"] == "quota_exceeded"
     [event] = events("quota_changed")
     assert event.details == {"email": "owner@example.com", "from": None, "to": 1024 * 1024}
@@ -335,6 +352,7 @@ def test_quota_change_applies_and_is_audited(admin_api, api, user):
 
 
 # --- Audit log ------------------------------------------------------------------------------------
+
 
 def test_security_events_are_audited(app, api, user, available):
     from tests.test_auth import login
@@ -380,6 +398,7 @@ def test_audit_log_is_append_only_in_the_database(app, admin_api, quarantined):
 
 # --- Dashboard and jobs ---------------------------------------------------------------------------
 
+
 def test_dashboard_shows_counts_volume_storage_queues_and_scanner(admin_api, quarantined, available):
     html = admin_api.get("/admin").get_data(as_text=True)
     assert re.search(r'data-status="available">1<', html) and re.search(r'data-status="quarantined">1<', html)
@@ -418,6 +437,7 @@ def test_failed_jobs_are_listed_and_can_be_retried(app, api, admin_api, run_work
 
 
 # --- The block list wins over everything, even a scan in progress ----------------------------------
+
 
 def test_blocked_malware_is_rejected_not_queued_for_approval(app, api, admin_api, run_worker, quarantined):
     admin_api.form_post(f"/admin/moderation/{quarantined}/block", {"reason": "known bad"})
@@ -473,34 +493,45 @@ def test_rejected_files_can_be_cleared_from_the_queue(app, api, admin_api, run_w
 
 # --- Hostile input never reaches a 500 ------------------------------------------------------------
 
-@pytest.mark.parametrize("url", [
-    "/admin/moderation?before_time=2024-01-01T00:00:00&before_id=x",
-    "/admin/moderation?before_time=9999-12-31T23:59:59-14:00&before_id=x",
-    "/admin/moderation?before_time=0001-01-01T00:00:00%2B14:00&before_id=x",
-    "/admin/moderation?before_time=garbage&before_id=x",
-    "/admin/moderation?reason=%3Cscript%3E",
-    "/admin/users?after=99999999999999999999",
-    "/admin/users?after=-5&q=" + "x" * 500,
-    "/admin/audit?before=99999999999999999999",
-    "/admin/audit?action=nope&actor=%25_%5C&target=" + "y" * 500,
-])
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/admin/moderation?before_time=2024-01-01T00:00:00&before_id=x",
+        "/admin/moderation?before_time=9999-12-31T23:59:59-14:00&before_id=x",
+        "/admin/moderation?before_time=0001-01-01T00:00:00%2B14:00&before_id=x",
+        "/admin/moderation?before_time=garbage&before_id=x",
+        "/admin/moderation?reason=%3Cscript%3E",
+        "/admin/users?after=99999999999999999999",
+        "/admin/users?after=-5&q=" + "x" * 500,
+        "/admin/audit?before=99999999999999999999",
+        "/admin/audit?action=nope&actor=%25_%5C&target=" + "y" * 500,
+    ],
+)
 def test_hostile_admin_queries_are_never_500(admin_api, url):
     assert admin_api.get(url).status_code in (200, 400)
 
 
-@pytest.mark.parametrize("url", [
-    "/admin/users/99999999999999999999/ban", "/admin/users/99999999999999999999/quota",
-    "/admin/users/0/unban", "/admin/moderation/%E2%80%AE/approve", "/admin/moderation/" + "z" * 40 + "/remove",
-    "/admin/jobs/" + "j" * 300 + "/retry",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/admin/users/99999999999999999999/ban",
+        "/admin/users/99999999999999999999/quota",
+        "/admin/users/0/unban",
+        "/admin/moderation/%E2%80%AE/approve",
+        "/admin/moderation/" + "z" * 40 + "/remove",
+        "/admin/jobs/" + "j" * 300 + "/retry",
+    ],
+)
 def test_hostile_admin_actions_are_never_500(admin_api, url):
     response = admin_api.form_post(url, {"reason": "testing", "quota_mb": "1"})
     assert response.status_code in (302, 404)
 
 
 def test_back_field_with_control_characters_is_ignored(admin_api, quarantined):
-    response = admin_api.form_post(f"/admin/moderation/{quarantined}/approve",
-                                   {"reason": "fine", "back": "/admin/audit\r\nSet-Cookie: x=y"})
+    response = admin_api.form_post(
+        f"/admin/moderation/{quarantined}/approve", {"reason": "fine", "back": "/admin/audit\r\nSet-Cookie: x=y"}
+    )
     assert response.status_code == 302 and response.headers["Location"] == "/admin/moderation"
 
 

@@ -2,6 +2,7 @@
 their own browser context, against the live server and a real worker (fixtures in
 tests/browser_support.py).
 """
+
 import re
 
 import pytest
@@ -37,8 +38,7 @@ def badge(row):
     return row.locator('[data-role="status"]')
 
 
-def test_admin_approves_quarantined_file_and_removes_reported_one(
-        worker, tab, new_tab, user, make_user, tmp_path):
+def test_admin_approves_quarantined_file_and_removes_reported_one(worker, tab, new_tab, user, make_user, tmp_path):
     origin = tab.origin
     owner = tab.page
 
@@ -59,8 +59,7 @@ def test_admin_approves_quarantined_file_and_removes_reported_one(
     letter_row.get_by_role("link", name="letter.txt").click()
     expect(owner).to_have_url(f"{origin}/files/{letter_id}")
     owner.get_by_role("button", name="Create a share link").click()
-    expect(owner.locator("p.flash.success")).to_have_text(
-        "Share link created: anyone with it can download this file.")
+    expect(owner.locator("p.flash.success")).to_have_text("Share link created: anyone with it can download this file.")
     share_url = owner.locator("input.share-url").input_value()
     assert re.fullmatch(re.escape(f"{origin}/s/") + r"[A-Za-z0-9_-]{20,64}", share_url), share_url
 
@@ -71,8 +70,7 @@ def test_admin_approves_quarantined_file_and_removes_reported_one(
     expect(visitor.page.locator("#shared-file h1")).to_have_text("letter.txt")
     visitor.page.get_by_label("What is wrong with this file?").fill(REPORT_REASON)
     visitor.page.get_by_role("button", name="Report", exact=True).click()
-    expect(visitor.page.locator("p.flash.success")).to_have_text(
-        "Thank you: a moderator will look at this file.")
+    expect(visitor.page.locator("p.flash.success")).to_have_text("Thank you: a moderator will look at this file.")
     visitor.assert_no_errors()
 
     # An admin signs in through the form and finds both files in the moderation queue.
@@ -101,8 +99,7 @@ def test_admin_approves_quarantined_file_and_removes_reported_one(
     admin.assert_no_errors()
 
     act(reported, "Remove", REMOVE_REASON)
-    expect(admin.page.locator("p.flash.success")).to_have_text(
-        "Removed: the file is gone and its share links revoked.")
+    expect(admin.page.locator("p.flash.success")).to_have_text("Removed: the file is gone and its share links revoked.")
     expect(reported).to_have_count(0)
     expect(admin.page.locator("#queue-empty")).to_be_visible()
     admin.assert_no_errors()

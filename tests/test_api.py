@@ -1,4 +1,5 @@
 """The JSON API's contract: what it grants, and every refusal as a 4xx JSON error with nothing left."""
+
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -48,14 +49,17 @@ def test_upload_ids_are_random_and_long(api):
 
 # Hostile sizes, types, filenames, JSON and CSRF tokens are in the corpus (tests/hostile_corpus.py);
 # these are the plainer refusals.
-@pytest.mark.parametrize("body, status, code", [
-    ({"filename": "a.txt", "size": 0, "content_type": "text/plain"}, 422, "invalid_size"),
-    ({"filename": "a.txt", "size": 1.5, "content_type": "text/plain"}, 422, "invalid_size"),
-    ({"filename": "a.txt", "size": 10}, 422, "invalid_content_type"),
-    ({"filename": "", "size": 10, "content_type": "text/plain"}, 422, "invalid_filename"),
-    ({"filename": None, "size": 10, "content_type": "text/plain"}, 422, "invalid_filename"),
-    ({"filename": "x" * 256, "size": 10, "content_type": "text/plain"}, 422, "invalid_filename"),
-])
+@pytest.mark.parametrize(
+    "body, status, code",
+    [
+        ({"filename": "a.txt", "size": 0, "content_type": "text/plain"}, 422, "invalid_size"),
+        ({"filename": "a.txt", "size": 1.5, "content_type": "text/plain"}, 422, "invalid_size"),
+        ({"filename": "a.txt", "size": 10}, 422, "invalid_content_type"),
+        ({"filename": "", "size": 10, "content_type": "text/plain"}, 422, "invalid_filename"),
+        ({"filename": None, "size": 10, "content_type": "text/plain"}, 422, "invalid_filename"),
+        ({"filename": "x" * 256, "size": 10, "content_type": "text/plain"}, 422, "invalid_filename"),
+    ],
+)
 def test_refusals_leave_nothing_behind(app, api, body, status, code):
     assert_error(api.post("/api/uploads", json=body), status, code)
     assert upload_count() == 0
@@ -65,10 +69,17 @@ def test_refusals_leave_nothing_behind(app, api, body, status, code):
 NEW_UPLOAD = {"filename": "a.txt", "size": 5, "content_type": "text/plain"}
 
 
-@pytest.mark.parametrize("method, url", [
-    ("GET", "/api/uploads/abc"), ("POST", "/api/uploads"), ("POST", "/api/uploads/abc/complete"),
-    ("POST", "/api/uploads/abc/parts"), ("DELETE", "/api/uploads/abc"), ("GET", "/api/nothing-here"),
-])
+@pytest.mark.parametrize(
+    "method, url",
+    [
+        ("GET", "/api/uploads/abc"),
+        ("POST", "/api/uploads"),
+        ("POST", "/api/uploads/abc/complete"),
+        ("POST", "/api/uploads/abc/parts"),
+        ("DELETE", "/api/uploads/abc"),
+        ("GET", "/api/nothing-here"),
+    ],
+)
 def test_strangers_get_401_json_before_the_csrf_check(app, method, url):
     """No session, so no CSRF token to send: the answer is "log in", not "csrf_failed"."""
     response = app.test_client().open(url, method=method, json=NEW_UPLOAD)
@@ -145,11 +156,19 @@ def test_expired_presign_ttl_follows_config(app, api):
     assert parse_qs(urlsplit(grant["url"]).query)["X-Amz-Expires"] == ["90"]
 
 
-@pytest.mark.parametrize("parts", [
-    "nope", [], [1, 2], [{"part_number": 1}], [{"part_number": "1", "etag": '"abc"'}],
-    [{"part_number": 1, "etag": 'abc"\x00'}], [{"part_number": 10**30, "etag": '"abc"'}],
-    [{"part_number": 1, "etag": '"' + "a" * 500 + '"'}],
-])
+@pytest.mark.parametrize(
+    "parts",
+    [
+        "nope",
+        [],
+        [1, 2],
+        [{"part_number": 1}],
+        [{"part_number": "1", "etag": '"abc"'}],
+        [{"part_number": 1, "etag": 'abc"\x00'}],
+        [{"part_number": 10**30, "etag": '"abc"'}],
+        [{"part_number": 1, "etag": '"' + "a" * 500 + '"'}],
+    ],
+)
 def test_hostile_parts_lists_are_422(app, api, parts):
     app.config["MULTIPART_THRESHOLD"] = 6 * 1024 * 1024
     grant = api.begin("big.txt", 7 * 1024 * 1024, "text/plain")
@@ -166,6 +185,9 @@ def test_hostile_part_numbers_are_422(app, api, numbers):
 
 
 def test_huge_json_numbers_are_refused(api):
-    response = api.post("/api/uploads", data='{"filename": "a.txt", "size": 1e400, "content_type": "text/plain"}',
-                        content_type="application/json")
+    response = api.post(
+        "/api/uploads",
+        data='{"filename": "a.txt", "size": 1e400, "content_type": "text/plain"}',
+        content_type="application/json",
+    )
     assert_error(response, 422, "invalid_size")  # 1e400 parses as infinity, not a whole number

@@ -1,5 +1,6 @@
 """The rooms and their doors: no import cycles in webapp/, even through imports inside functions, and
 views reach storage, the queue and the scanner only through services."""
+
 import ast
 from pathlib import Path
 

@@ -1,4 +1,5 @@
 """Accounts through the real forms: sign up, log in, log out, and the CLI."""
+
 import re
 
 import pytest
@@ -22,9 +23,15 @@ def login(client, email, password=PASSWORD, next_url=None):
 def test_register_logs_in_and_hashes_password(app):
     client = app.test_client()
     page = client.get("/auth/register")
-    response = client.post("/auth/register", data={
-        "email": "New.Person@Example.com", "password": PASSWORD, "confirm": PASSWORD,
-        "csrf_token": csrf_of(page)})
+    response = client.post(
+        "/auth/register",
+        data={
+            "email": "New.Person@Example.com",
+            "password": PASSWORD,
+            "confirm": PASSWORD,
+            "csrf_token": csrf_of(page),
+        },
+    )
     assert response.status_code == 302 and response.headers["Location"] == "/files"
     assert client.get("/files").status_code == 200
     user = db.session.scalar(select(User).where(User.email == "new.person@example.com"))
@@ -33,11 +40,14 @@ def test_register_logs_in_and_hashes_password(app):
     assert PASSWORD not in user.password_hash
 
 
-@pytest.mark.parametrize("data, message", [
-    ({"email": "not-an-email", "password": PASSWORD, "confirm": PASSWORD}, "Invalid email"),
-    ({"email": "a@example.com", "password": "short", "confirm": "short"}, "at least 10"),
-    ({"email": "a@example.com", "password": PASSWORD, "confirm": PASSWORD + "x"}, "Passwords differ"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"email": "not-an-email", "password": PASSWORD, "confirm": PASSWORD}, "Invalid email"),
+        ({"email": "a@example.com", "password": "short", "confirm": "short"}, "at least 10"),
+        ({"email": "a@example.com", "password": PASSWORD, "confirm": PASSWORD + "x"}, "Passwords differ"),
+    ],
+)
 def test_register_refusals_are_readable(app, data, message):
     client = app.test_client()
     page = client.get("/auth/register")
@@ -50,15 +60,18 @@ def test_register_refusals_are_readable(app, data, message):
 def test_register_with_taken_email(app, user):
     client = app.test_client()
     page = client.get("/auth/register")
-    response = client.post("/auth/register", data={"email": "OWNER@example.com", "password": PASSWORD,
-                                                   "confirm": PASSWORD, "csrf_token": csrf_of(page)})
+    response = client.post(
+        "/auth/register",
+        data={"email": "OWNER@example.com", "password": PASSWORD, "confirm": PASSWORD, "csrf_token": csrf_of(page)},
+    )
     assert response.status_code == 422
     assert "already exists" in response.get_data(as_text=True)
 
 
 def test_register_without_csrf_is_refused(app):
-    response = app.test_client().post("/auth/register", data={
-        "email": "x@example.com", "password": PASSWORD, "confirm": PASSWORD})
+    response = app.test_client().post(
+        "/auth/register", data={"email": "x@example.com", "password": PASSWORD, "confirm": PASSWORD}
+    )
     assert response.status_code == 400
     assert db.session.scalar(select(User)) is None
 
@@ -188,8 +201,12 @@ class TestLoginThrottling:
 
     @pytest.fixture
     def app_config(self):
-        return {"RATELIMIT_ENABLED": True, "LOGIN_LIMIT_PER_ACCOUNT": "3 per 15 minutes",
-                "LOGIN_LIMIT_PER_IP": "8 per minute", "LOGIN_LIMIT_ACROSS_ADDRESSES": "10 per hour"}
+        return {
+            "RATELIMIT_ENABLED": True,
+            "LOGIN_LIMIT_PER_ACCOUNT": "3 per 15 minutes",
+            "LOGIN_LIMIT_PER_IP": "8 per minute",
+            "LOGIN_LIMIT_ACROSS_ADDRESSES": "10 per hour",
+        }
 
     def test_per_account(self, app, user):
         codes = [login(app.test_client(), "owner@example.com", "wrong password").status_code for _ in range(4)]
@@ -225,17 +242,19 @@ class TestLoginThrottling:
         assert codes == [401] * 8 + [429]
         assert login(from_address(app, "203.0.113.5"), "owner@example.com").status_code == 302
 
-
     def test_one_ipv6_subscriber_counts_as_one_address(self, app, user):
         # The attack: a fresh address from the same /64 for every guess, each with limits of its own.
-        codes = [login(from_address(app, f"2001:db8:1:2::{n:x}"), "owner@example.com", "wrong").status_code
-                 for n in range(1, 5)]
+        codes = [
+            login(from_address(app, f"2001:db8:1:2::{n:x}"), "owner@example.com", "wrong").status_code
+            for n in range(1, 5)
+        ]
         assert codes == [401, 401, 401, 429]
         assert login(from_address(app, "2001:db8:1:3::1"), "owner@example.com").status_code == 302
 
     def test_guesses_from_many_addresses_meet_a_wide_ceiling_per_account(self, app, user):
-        codes = [login(from_address(app, f"198.51.100.{n}"), "owner@example.com", "wrong").status_code
-                 for n in range(1, 12)]
+        codes = [
+            login(from_address(app, f"198.51.100.{n}"), "owner@example.com", "wrong").status_code for n in range(1, 12)
+        ]
         assert codes == [401] * 10 + [429]
         assert login(from_address(app, "203.0.113.5"), "b@example.com", "wrong").status_code == 401
 
@@ -250,8 +269,9 @@ def from_address(app, address):
 def register(client, email, password=PASSWORD):
     page = client.get("/auth/register")
     token = csrf_of(page) if page.status_code == 200 else csrf_of(client.get("/auth/login"))
-    return client.post("/auth/register", data={"email": email, "password": password, "confirm": password,
-                                               "csrf_token": token})
+    return client.post(
+        "/auth/register", data={"email": email, "password": password, "confirm": password, "csrf_token": token}
+    )
 
 
 def user_emails():
@@ -294,7 +314,7 @@ class TestClosedRegistration:
         page = client.get("/auth/register")
         assert page.status_code == 403
         text = page.get_data(as_text=True)
-        assert "Sign-up is closed" in text and "<form method=\"post\" novalidate" not in text
+        assert "Sign-up is closed" in text and '<form method="post" novalidate' not in text
         assert 'name="confirm"' not in text
         posted = register(client, "sneaky@example.com")
         assert posted.status_code == 403 and "Sign-up is closed" in posted.get_data(as_text=True)

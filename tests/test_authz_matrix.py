@@ -9,6 +9,7 @@ change state run against spares made for that case, so the world stays as it was
 The banned actor holds a session cookie issued before the ban with the current session version, so only the
 ban itself can turn it away; `test_ban_ends_a_live_session_and_blocks_login` covers the admin's ban action.
 """
+
 import string
 import uuid
 from dataclasses import dataclass, field
@@ -62,8 +63,6 @@ class Row:
         object.__setattr__(self, "expected", dict(zip(ACTORS, self.expect.split(), strict=True)))
 
 
-
-
 def admin_action(back):
     """Strangers log in, users are refused, the admin is sent back to the page the action came from."""
     return f"login 403 403 login ->/admin/{back}"
@@ -83,24 +82,33 @@ MATRIX = [
     Row("GET", "/files/{available}/delete", "login 200 404 login 404"),
     Row("POST", "/files/{available}/delete", "login ->/files 404 login 404", changes="owner"),
     Row("POST", "/files/{quarantined}/delete", "login ->/files 404 login 404", changes="owner"),
-    Row("POST", "/files/{available}/shares", "login ->/files/{available} 404 login 404", {"days": "7"},
-        changes="owner"),
-    Row("POST", "/files/{available}/shares", "login ->/files/{available} 404 login 404", {"days": "bogus"},
-        note="invalid form"),
+    Row(
+        "POST", "/files/{available}/shares", "login ->/files/{available} 404 login 404", {"days": "7"}, changes="owner"
+    ),
+    Row(
+        "POST",
+        "/files/{available}/shares",
+        "login ->/files/{available} 404 login 404",
+        {"days": "bogus"},
+        note="invalid form",
+    ),
     Row("POST", "/files/{quarantined}/shares", "login 404 404 login 404", {"days": "7"}),
-    Row("POST", "/files/{available}/shares/{share}/revoke", "login ->/files/{available} 404 login 404",
-        changes="owner"),
+    Row(
+        "POST", "/files/{available}/shares/{share}/revoke", "login ->/files/{available} 404 login 404", changes="owner"
+    ),
     # Someone's own file id with the owner's share id: the link is still not theirs.
     Row("POST", "/files/{other_pending}/shares/{share}/revoke", "login 404 404 login 404", note="mixed ids"),
     # Accounts. A banned account cannot log in, even with the right password.
     Row("GET", "/auth/login", "200 ->/files ->/files 200 ->/files"),
-    Row("POST", "/auth/login", "401 ->/files ->/files 401 ->/files", {"email": "{banned_email}",
-                                                                     "password": PASSWORD}),
+    Row("POST", "/auth/login", "401 ->/files ->/files 401 ->/files", {"email": "{banned_email}", "password": PASSWORD}),
     Row("GET", "/auth/register", "200 ->/files ->/files 200 ->/files"),
-    Row("POST", "/auth/register", "422 ->/files ->/files 422 ->/files",
-        {"email": "{owner_email}", "password": PASSWORD, "confirm": PASSWORD}),
-    Row("POST", "/auth/logout", "login ->/auth/login ->/auth/login login ->/auth/login",
-        changes="owner other admin"),
+    Row(
+        "POST",
+        "/auth/register",
+        "422 ->/files ->/files 422 ->/files",
+        {"email": "{owner_email}", "password": PASSWORD, "confirm": PASSWORD},
+    ),
+    Row("POST", "/auth/logout", "login ->/auth/login ->/auth/login login ->/auth/login", changes="owner other admin"),
     # The JSON API: 401 JSON for strangers (before any CSRF check), 404 JSON for other people's ids.
     Row("POST", "/api/uploads", "401 201 201 401 201", NEW_UPLOAD, changes="owner other admin"),
     Row("GET", "/api/uploads/{available}", "401 200 404 401 200"),
@@ -115,8 +123,13 @@ MATRIX = [
     Row("GET", "/s/{token}", "200 200 200 200 200"),
     Row("GET", "/s/{token}/download", "s3 s3 s3 s3 s3"),
     Row("GET", "/s/{token}/preview", "s3 s3 s3 s3 s3"),
-    Row("POST", "/s/{token}/report", "->/s/{token} ->/s/{token} ->/s/{token} ->/s/{token} ->/s/{token}",
-        {"reason": "matrix report"}, changes="anonymous owner other banned admin"),
+    Row(
+        "POST",
+        "/s/{token}/report",
+        "->/s/{token} ->/s/{token} ->/s/{token} ->/s/{token} ->/s/{token}",
+        {"reason": "matrix report"},
+        changes="anonymous owner other banned admin",
+    ),
     Row("GET", "/s/{revoked_token}", "404 404 404 404 404"),
     Row("GET", "/s/{revoked_token}/download", "404 404 404 404 404"),
     Row("GET", "/s/{revoked_token}/preview", "404 404 404 404 404"),
@@ -125,25 +138,30 @@ MATRIX = [
     Row("GET", "/healthz", "200 200 200 200 200"),
     Row("GET", "/readyz", "200 200 200 200 200"),
     # The admin area: 403 for signed-in users, the login page for strangers.
-    *(Row("GET", url, "login 403 403 login 200")
-      for url in ("/admin", "/admin/moderation", "/admin/users", "/admin/audit", "/admin/jobs")),
+    *(
+        Row("GET", url, "login 403 403 login 200")
+        for url in ("/admin", "/admin/moderation", "/admin/users", "/admin/audit", "/admin/jobs")
+    ),
     Row("POST", "/admin/moderation/{quarantined}/approve", admin_action("moderation"), REASON, changes="admin"),
     Row("POST", "/admin/moderation/{available}/remove", admin_action("moderation"), REASON, changes="admin"),
     Row("POST", "/admin/moderation/{available}/block", admin_action("moderation"), REASON, changes="admin"),
     Row("POST", "/admin/users/{owner}/ban", admin_action("users"), REASON, changes="admin"),
     Row("POST", "/admin/users/{banned}/unban", admin_action("users"), REASON, changes="admin"),
     Row("POST", "/admin/users/{owner}/quota", admin_action("users"), {**REASON, "quota_mb": "1"}, changes="admin"),
-    Row("POST", "/admin/users/new", "login 403 403 login 201", {"email": "made-by-admin@example.com"},
-        changes="admin"),
+    Row("POST", "/admin/users/new", "login 403 403 login 201", {"email": "made-by-admin@example.com"}, changes="admin"),
     # A real, finished job: only failed jobs can be retried, so even the admin's request changes nothing.
     Row("POST", "/admin/jobs/scan-{quarantined}/retry", admin_action("jobs"), REASON),
 ]
 
-CASES = [pytest.param(row, actor, id=f"{actor}-{row.method} {row.url}{f' ({row.note})' if row.note else ''}")
-         for row in MATRIX for actor in ACTORS]
+CASES = [
+    pytest.param(row, actor, id=f"{actor}-{row.method} {row.url}{f' ({row.note})' if row.note else ''}")
+    for row in MATRIX
+    for actor in ACTORS
+]
 
 
 # --- The world: one app, schema and bucket for the whole module ---------------------------------------
+
 
 @pytest.fixture(scope="module")
 def app(services):
@@ -166,8 +184,7 @@ def _share_id(token):
 @pytest.fixture(scope="module")
 def world(app):
     """Users and the owner's resources in every state the routes care about; returns placeholder values."""
-    users = {actor: create_user(f"{actor}@example.com", PASSWORD, is_admin=actor == "admin")
-             for actor in ACTORS[1:]}
+    users = {actor: create_user(f"{actor}@example.com", PASSWORD, is_admin=actor == "admin") for actor in ACTORS[1:]}
     owner = Api(app.test_client(user=users["owner"]))
     available = owner.upload((RESOURCES / "tiny.png").read_bytes(), SECRET_NAMES[0], "image/png")
     quarantined = owner.upload(EICAR, SECRET_NAMES[1])
@@ -184,10 +201,18 @@ def world(app):
     users["banned"].is_banned = True  # the flag alone: the session version still matches
     db.session.commit()
     ids = {actor: user.id for actor, user in users.items()}
-    values = {"available": available, "quarantined": quarantined, "pending": grant["upload"]["id"],
-              "other_pending": other_pending, "token": token, "revoked_token": revoked_token,
-              "share": _share_id(token), "owner_email": "owner@example.com",
-              "banned_email": "banned@example.com", **ids}
+    values = {
+        "available": available,
+        "quarantined": quarantined,
+        "pending": grant["upload"]["id"],
+        "other_pending": other_pending,
+        "token": token,
+        "revoked_token": revoked_token,
+        "share": _share_id(token),
+        "owner_email": "owner@example.com",
+        "banned_email": "banned@example.com",
+        **ids,
+    }
     upload = db.session.get(Upload, available)
     world = {"values": values, "users": ids, "grant_keys": (upload.file_key, upload.thumbnail_key)}
     db.session.rollback()
@@ -195,6 +220,7 @@ def world(app):
 
 
 # --- Spares for the requests that are allowed to change something -------------------------------------
+
 
 class Spares:
     """Fresh resources of the owner (or fresh accounts), made on first use for one case."""
@@ -254,6 +280,7 @@ def fill(row, actor, world, spares):
 
 # --- Checks ------------------------------------------------------------------------------------------
 
+
 def state(app):
     """Everything a request could change: files and their objects, links, reports, accounts, the block list."""
     db.session.expire_all()
@@ -278,9 +305,11 @@ def of_world(snapshot, world):
     values = world["values"]
     uploads = {values[name] for name in ("available", "quarantined", "pending", "other_pending")}
     shares = {values["share"]} | {_share_id(values["revoked_token"])}
-    return ([row for row in snapshot["uploads"] if row[0] in uploads],
-            [row for row in snapshot["shares"] if row[0] in shares],
-            [row[:4] for row in snapshot["users"] if row[0] in world["users"].values()])  # logout bumps row[4]
+    return (
+        [row for row in snapshot["uploads"] if row[0] in uploads],
+        [row for row in snapshot["shares"] if row[0] in shares],
+        [row[:4] for row in snapshot["users"] if row[0] in world["users"].values()],
+    )  # logout bumps row[4]
 
 
 class Stranger(Api):
@@ -346,6 +375,7 @@ def assert_no_presigned_url(app, response):
 
 # --- The matrix --------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("row, actor", CASES)
 def test_matrix(app, world, make_user, run_worker, row, actor):
     spares = Spares(app, world, make_user, run_worker)
@@ -372,10 +402,13 @@ def test_matrix(app, world, make_user, run_worker, row, actor):
 def test_every_route_is_in_the_matrix(app, world):
     """A new route without a row breaks the suite; banned is a stranger; 403 only inside /admin."""
     adapter = app.url_map.bind("localhost")
-    covered = {(adapter.match(row.url.format(**world["values"]), method=row.method)[0], row.method)
-               for row in MATRIX}
-    routes = {(rule.endpoint, method) for rule in app.url_map.iter_rules() if rule.endpoint != "static"
-              for method in rule.methods - {"HEAD", "OPTIONS"}}
+    covered = {(adapter.match(row.url.format(**world["values"]), method=row.method)[0], row.method) for row in MATRIX}
+    routes = {
+        (rule.endpoint, method)
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint != "static"
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
     assert routes - covered == set()
     for row in MATRIX:
         assert row.expected["banned"] == row.expected["anonymous"], row

@@ -4,6 +4,7 @@ A real HTTP server runs the test app, the browser PUTs the bytes to moto's S3 se
 presigned URL, and a real `flask worker` process scans them with clamd and promotes them while the
 page polls for the status (fixtures in tests/browser_support.py).
 """
+
 import time
 
 import pytest
@@ -20,8 +21,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 def test_dropped_file_uploads_with_progress_and_becomes_available(worker, tab, user, tmp_path):
     page = tab.page
-    data = b"".join(b"line %06d of a plain text file that is a few hundred KB long\n" % n
-                    for n in range(6000))
+    data = b"".join(b"line %06d of a plain text file that is a few hundred KB long\n" % n for n in range(6000))
     assert 300_000 < len(data) < 500_000
     open_files_page(tab, user)
     expect(page.locator("#no-files")).to_be_visible()
@@ -50,8 +50,7 @@ def test_dropped_file_uploads_with_progress_and_becomes_available(worker, tab, u
     assert values == sorted(values), values  # the bar never went backwards
     assert any(0 < value < len(data) for value in values), values  # real progress, not a jump
     upload_id = row.get_attribute("data-upload-id")
-    assert [(u.id, u.status, u.size) for u in stored_uploads(user)] == [
-        (upload_id, "available", len(data))]
+    assert [(u.id, u.status, u.size) for u in stored_uploads(user)] == [(upload_id, "available", len(data))]
     tab.assert_clean()
     page.screenshot(path=tmp_path / "available.png", full_page=True)
 
@@ -59,19 +58,23 @@ def test_dropped_file_uploads_with_progress_and_becomes_available(worker, tab, u
 def test_refused_files_say_why_and_malware_ends_quarantined(worker, tab, user, tmp_path):
     page = tab.page
     api_posts = []
-    page.on("request", lambda request: request.method == "POST"
-            and request.url == f"{tab.origin}/api/uploads" and api_posts.append(request))
+    page.on(
+        "request",
+        lambda request: (
+            request.method == "POST" and request.url == f"{tab.origin}/api/uploads" and api_posts.append(request)
+        ),
+    )
     open_files_page(tab, user)
 
-    tab.drop(("eicar.txt", "text/plain", EICAR),
-             ("page.html", "text/html", b"<!doctype html><script>alert(1)</script>"))
+    tab.drop(
+        ("eicar.txt", "text/plain", EICAR), ("page.html", "text/html", b"<!doctype html><script>alert(1)</script>")
+    )
 
     transfers = page.locator('[data-role="transfers"] li.transfer')
     expect(transfers).to_have_count(2)
     html = transfers.filter(has_text="page.html")
     expect(html).to_have_attribute("data-state", "failed")
-    expect(html.locator('[data-role="message"]')).to_have_text(
-        "Files of type text/html are not accepted.")
+    expect(html.locator('[data-role="message"]')).to_have_text("Files of type text/html are not accepted.")
     eicar = transfers.filter(has_text="eicar.txt")
     row = page.locator("#files tr[data-upload-id]")
     expect(row).to_have_count(1)  # only the EICAR file reached the server
@@ -137,7 +140,8 @@ def test_server_refusal_is_shown(tab, user):
     transfer = tab.page.locator('[data-role="transfers"] li.transfer')
     expect(transfer).to_have_attribute("data-state", "failed")
     expect(transfer.locator('[data-role="message"]')).to_have_text(
-        "This upload would take you over your storage quota.")
+        "This upload would take you over your storage quota."
+    )
     expect(transfer.get_by_role("button", name="Retry")).to_be_hidden()
     assert stored_uploads(user) == []
 

@@ -1,4 +1,5 @@
 """Deployment defaults fail closed: no environment means production, and production needs its settings."""
+
 import subprocess
 import sys
 import time
@@ -12,8 +13,13 @@ from webapp.auth.sessions import LOGIN_AT, SEEN_AT
 from webapp.config import ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parent.parent
-COMPLETE = {"SECRET_KEY": "k" * 64, "DATABASE_URL": "postgresql://x", "REDIS_URL": "redis://x",
-            "S3_BUCKET": "b", "CLAMD_URL": "tcp://clamd:3310"}
+COMPLETE = {
+    "SECRET_KEY": "k" * 64,
+    "DATABASE_URL": "postgresql://x",
+    "REDIS_URL": "redis://x",
+    "S3_BUCKET": "b",
+    "CLAMD_URL": "tcp://clamd:3310",
+}
 #: The key that signed every development session before keys were made per checkout.
 OLD_PRINTED_KEY = "dev-only-secret-not-for-production"
 
@@ -27,8 +33,14 @@ def test_no_environment_means_production_and_refuses_to_start():
 
 def test_the_wsgi_entry_point_refuses_to_start_without_settings(tmp_path):
     # As `gunicorn wsgi:app` would load it, with nothing but PATH in the environment.
-    result = subprocess.run([sys.executable, "-c", "import wsgi"], cwd=ROOT, capture_output=True, text=True,
-                            env={"PATH": "/usr/bin:/bin"}, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", "import wsgi"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+        timeout=60,
+    )
     assert result.returncode != 0
     assert "production needs these environment variables: SECRET_KEY" in result.stderr
 
@@ -82,10 +94,16 @@ def test_testing_keys_differ_per_process():
 
 def test_a_cookie_signed_with_the_old_printed_key_is_not_a_session(app, user):
     # The attack: forge Flask's session cookie for user 1 with the key that used to be in the code.
-    forged = URLSafeTimedSerializer(OLD_PRINTED_KEY, salt="cookie-session",
-                                    signer_kwargs={"key_derivation": "hmac", "digest_method": "sha1"}
-                                    ).dumps({"_user_id": f"{user.id}.{user.session_version}", "_fresh": True,
-                                             LOGIN_AT: int(time.time()), SEEN_AT: int(time.time())})
+    forged = URLSafeTimedSerializer(
+        OLD_PRINTED_KEY, salt="cookie-session", signer_kwargs={"key_derivation": "hmac", "digest_method": "sha1"}
+    ).dumps(
+        {
+            "_user_id": f"{user.id}.{user.session_version}",
+            "_fresh": True,
+            LOGIN_AT: int(time.time()),
+            SEEN_AT: int(time.time()),
+        }
+    )
     client = app.test_client()
     client.set_cookie("session", forged)
     response = client.get("/files")

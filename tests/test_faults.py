@@ -4,6 +4,7 @@ Each test bounds its waits; none leaves a process behind. Redis and clamd are re
 started again; S3 (moto keeps its objects in memory) and PostgreSQL (shared by the suite) are cut
 off by a TCP proxy that drops every connection and refuses new ones, as a restart does.
 """
+
 import re
 import resource
 import socket
@@ -48,8 +49,9 @@ def status_of(upload_id):
 
 
 def verdicts(upload_id):
-    return db.session.scalars(select(AuditEvent).where(
-        AuditEvent.action == "scan_verdict", AuditEvent.target_id == upload_id)).all()
+    return db.session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "scan_verdict", AuditEvent.target_id == upload_id)
+    ).all()
 
 
 def port_of(url):
@@ -62,6 +64,7 @@ def with_port(url, port):
 
 
 # --- kill -9 a worker in the middle of a scan ---
+
 
 @pytest.fixture
 def slow_clamd(services):
@@ -93,6 +96,7 @@ def test_worker_killed_mid_scan_ends_available_exactly_once(app, api, tmp_path, 
 
 
 # --- A file the scanner chokes on: clamd hangs, clamd crashes, the job runs out of memory ---
+
 
 @pytest.fixture
 def silent_clamd():
@@ -128,8 +132,9 @@ def silent_clamd():
 
 def test_a_file_clamd_never_answers_for_ends_rejected_not_requeued_forever(app, api, tmp_path, silent_clamd):
     upload_id = api.upload(b"clamd hangs on this file")
-    with running_worker(app, tmp_path / "worker.log", scheduler=True, CLAMD_URL=silent_clamd, CLAMD_TIMEOUT=1,
-                        MAX_SCAN_FAILURES=2):
+    with running_worker(
+        app, tmp_path / "worker.log", scheduler=True, CLAMD_URL=silent_clamd, CLAMD_TIMEOUT=1, MAX_SCAN_FAILURES=2
+    ):
         # The first run times out (counted) and RQ retries 5 s later; the second is the last.
         wait_for(lambda: status_of(upload_id) == "rejected", 60, "the timed-out scans to reject the upload")
     upload = row(upload_id)
@@ -154,8 +159,7 @@ class TestClamdCrash:
     def test_clamd_dying_mid_stream_counts_against_the_file(self, app, api, own_clamd, slow_s3, tmp_path):
         data = b"".join(b"line %09d of a large plain text file\n" % i for i in range(1_400_000))  # 49 MiB
         upload_id = api.upload(data, filename="large.txt")
-        with running_worker(app, tmp_path / "worker.log", scheduler=True, S3_ENDPOINT_URL=slow_s3,
-                            MAX_SCAN_FAILURES=2):
+        with running_worker(app, tmp_path / "worker.log", scheduler=True, S3_ENDPOINT_URL=slow_s3, MAX_SCAN_FAILURES=2):
             for attempt in (1, 2):
                 wait_for(lambda: status_of(upload_id) == "scanning", 60, f"scan {attempt} to start")
                 # Once the stream to clamd is open (the copy and the first reads come before it).
@@ -218,6 +222,7 @@ class TestScanMemoryLimit:
 
 # --- Redis stopped when complete is called ---
 
+
 @pytest.fixture
 def own_redis(tmp_path_factory):
     """A redis-server of this test's own, which the test may stop and start again on the same port."""
@@ -229,8 +234,7 @@ class TestRedisDown:
     @pytest.fixture
     def app_config(self, own_redis):
         url = f"redis://127.0.0.1:{own_redis.port}/0"
-        return {"REDIS_URL": url, "RATELIMIT_STORAGE_URI": url,
-                "RATELIMIT_ENABLED": True, "MAINTENANCE_INTERVAL": 2}
+        return {"REDIS_URL": url, "RATELIMIT_STORAGE_URI": url, "RATELIMIT_ENABLED": True, "MAINTENANCE_INTERVAL": 2}
 
     def test_complete_is_accepted_and_finishes_when_redis_returns(self, app, api, own_redis, tmp_path):
         grant = api.begin("later.txt", 11)
@@ -255,6 +259,7 @@ class TestRedisDown:
 
 # --- clamd stopped ---
 
+
 @pytest.fixture
 def own_clamd(tmp_path_factory):
     with Restartable(localservices.start_clamd, tmp_path_factory.mktemp("clamd")) as clamd:
@@ -266,33 +271,42 @@ class TestClamdDown:
     def app_config(self, own_clamd):
         return {"CLAMD_URL": f"tcp://127.0.0.1:{own_clamd.port}"}
 
-    def test_files_stay_unserved_and_are_scanned_when_clamd_returns(self, app, api, own_clamd, make_user,
-                                                                     tmp_path):
+    def test_files_stay_unserved_and_are_scanned_when_clamd_returns(self, app, api, own_clamd, make_user, tmp_path):
         own_clamd.stop()
         clean = api.upload(b"a clean file", filename="clean.txt")
         infected = api.upload(EICAR, filename="eicar.txt")
         with running_worker(app, tmp_path / "worker.log", scheduler=True):
-            wait_for(lambda: all(scan_job_status(i) == "scheduled" for i in (clean, infected)), 30,
-                     "the first scan attempts to fail and be scheduled again")
+            wait_for(
+                lambda: all(scan_job_status(i) == "scheduled" for i in (clean, infected)),
+                30,
+                "the first scan attempts to fail and be scheduled again",
+            )
             assert {status_of(clean), status_of(infected)} == {"uploaded"}
             for upload_id in (clean, infected):
                 assert api.get(f"/files/{upload_id}/download").status_code == 404
             assert bucket_keys(app, "files/") == []
             ready = app.test_client().get("/readyz").get_json()
-            assert ready["checks"]["scanner"] == {"ok": False, "error": "clamd unreachable",
-                                                  "ms": ready["checks"]["scanner"]["ms"]}
+            assert ready["checks"]["scanner"] == {
+                "ok": False,
+                "error": "clamd unreachable",
+                "ms": ready["checks"]["scanner"]["ms"],
+            }
             admin = app.test_client(user=make_user(admin=True))
             dashboard = admin.get("/admin").get_data(as_text=True)
             assert re.search(r"<p id=\"scanner\" class=\"error\">clamd (unreachable|failed)", dashboard), dashboard
 
             own_clamd.start()  # the scheduled retries (5 s, then 20 s) find it back
-            wait_for(lambda: {status_of(clean), status_of(infected)} == {"available", "quarantined"}, 90,
-                     "the retries to scan both files")
+            wait_for(
+                lambda: {status_of(clean), status_of(infected)} == {"available", "quarantined"},
+                90,
+                "the retries to scan both files",
+            )
         assert status_of(clean) == "available" and status_of(infected) == "quarantined"
         assert row(clean).scan_failures == 0  # a scanner outage never counts against a file
 
 
 # --- S3 unreachable ---
+
 
 class TestStorageDown:
     @pytest.fixture
@@ -303,8 +317,11 @@ class TestStorageDown:
 
     @pytest.fixture
     def app_config(self, s3_link):
-        return {"S3_ENDPOINT_URL": f"http://127.0.0.1:{s3_link.port}", "MULTIPART_THRESHOLD": 6 * MiB,
-                "MULTIPART_PART_SIZE": 5 * MiB}
+        return {
+            "S3_ENDPOINT_URL": f"http://127.0.0.1:{s3_link.port}",
+            "MULTIPART_THRESHOLD": 6 * MiB,
+            "MULTIPART_PART_SIZE": 5 * MiB,
+        }
 
     def test_requests_that_need_s3_answer_503_and_uploads_finish_later(self, app, api, run_worker, s3_link):
         first = api.begin("first.txt", 5)
@@ -331,6 +348,7 @@ class TestStorageDown:
 
 # --- The database restarted under load ---
 
+
 @pytest.mark.postgresql  # a database restart is tested on PostgreSQL
 class TestDatabaseRestart:
     @pytest.fixture
@@ -341,8 +359,7 @@ class TestDatabaseRestart:
 
     @pytest.fixture
     def app_config(self, services, db_link):
-        return {"SQLALCHEMY_DATABASE_URI": with_port(services["database"], db_link.port),
-                "MAX_PENDING_UPLOADS": 10_000}
+        return {"SQLALCHEMY_DATABASE_URI": with_port(services["database"], db_link.port), "MAX_PENDING_UPLOADS": 10_000}
 
     def test_requests_fail_cleanly_during_a_restart_and_succeed_after(self, app, make_user, db_link):
         with serving(app) as origin:
@@ -359,14 +376,24 @@ class TestDatabaseRestart:
             while time.monotonic() < stop_at:
                 n += 1
                 if n % 2:
-                    response = session.post(f"{origin}/api/uploads", timeout=10, json={
-                        "filename": f"f{n}.txt", "size": 10, "content_type": "text/plain"})
+                    response = session.post(
+                        f"{origin}/api/uploads",
+                        timeout=10,
+                        json={"filename": f"f{n}.txt", "size": 10, "content_type": "text/plain"},
+                    )
                     if response.status_code == 201:
                         created.append(response.json()["upload"]["id"])
                 else:
                     response = session.get(f"{origin}/files", timeout=10)
-                results.append((phase["now"], response.request.method, response.status_code,
-                                response.headers.get("Content-Type", ""), response.headers.get("Retry-After")))
+                results.append(
+                    (
+                        phase["now"],
+                        response.request.method,
+                        response.status_code,
+                        response.headers.get("Content-Type", ""),
+                        response.headers.get("Retry-After"),
+                    )
+                )
 
         threads = [threading.Thread(target=load, args=(session,)) for session in sessions]
         for thread in threads:
@@ -385,8 +412,9 @@ class TestDatabaseRestart:
         by_phase = Counter((phase_, status) for phase_, _, status, _, _ in results)
         assert {status for _, _, status, _, _ in results} <= {200, 201, 503}, by_phase  # never a 500
         assert by_phase[("down", 503)] > 0, by_phase  # the outage was felt ...
-        assert all(status in (200, 201) for phase_, _, status, _, _ in results if phase_ in ("before", "after")), \
-            by_phase  # ... and only while it lasted
+        assert all(status in (200, 201) for phase_, _, status, _, _ in results if phase_ in ("before", "after")), (
+            by_phase
+        )  # ... and only while it lasted
         for _, method, status, content_type, retry_after in results:
             if status == 503:
                 assert retry_after == "5"

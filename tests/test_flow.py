@@ -1,4 +1,5 @@
 """The scan pipeline end to end: real S3 (moto), real clamd, real Redis, the real RQ job code."""
+
 import hashlib
 import re
 
@@ -46,12 +47,15 @@ def test_text_file_becomes_available_and_downloads_identical(app, api, run_worke
     assert row(upload_id).file_key == key
 
 
-@pytest.mark.parametrize("name, content_type, ext", [
-    ("tiny.png", "image/png", "png"),
-    ("tiny.jpg", "image/jpeg", "jpg"),
-    ("tiny.pdf", "application/pdf", "pdf"),
-    ("people.csv", "text/csv", "csv"),
-])
+@pytest.mark.parametrize(
+    "name, content_type, ext",
+    [
+        ("tiny.png", "image/png", "png"),
+        ("tiny.jpg", "image/jpeg", "jpg"),
+        ("tiny.pdf", "application/pdf", "pdf"),
+        ("people.csv", "text/csv", "csv"),
+    ],
+)
 def test_allowed_samples_become_available(app, api, run_worker, user, name, content_type, ext):
     data = (RESOURCES / name).read_bytes()
     upload_id = api.upload(data, filename=name, content_type=content_type)
@@ -162,7 +166,7 @@ class TestMultipart:
         parts = []
         size = grant["multipart"]["part_size"]
         for number in (1, 2, 3):
-            chunk = data[(number - 1) * size: number * size]
+            chunk = data[(number - 1) * size : number * size]
             put = requests.put(urls[str(number)], data=chunk, timeout=30)
             assert put.status_code == 200
             parts.append({"part_number": number, "etag": put.headers["ETag"]})
@@ -251,6 +255,7 @@ def test_storage_down_during_scan_retries_and_serves_nothing(app, api, run_worke
 
 # --- Races: every run of a scan is at-least-once and may overlap with another or with a delete ---
 
+
 def _claim(upload_id, job_id):
     from webapp.services.verification import _claim as claim
 
@@ -301,7 +306,8 @@ def test_bytes_changed_between_scan_and_copy_are_scanned_again(app, api, run_wor
     assert len(first) == len(SECOND)
     upload_id = api.upload(first)
     url = get_storage().client.generate_presigned_url(
-        "put_object", Params={"Bucket": app.config["S3_BUCKET"], "Key": row(upload_id).incoming_key})
+        "put_object", Params={"Bucket": app.config["S3_BUCKET"], "Key": row(upload_id).incoming_key}
+    )
     real_copy = Storage.copy
     rewrites = []
 
@@ -328,7 +334,8 @@ def test_bytes_that_keep_changing_are_rejected(app, api, run_worker, monkeypatch
 
     upload_id = api.upload(b"0123456789")
     url = get_storage().client.generate_presigned_url(
-        "put_object", Params={"Bucket": app.config["S3_BUCKET"], "Key": row(upload_id).incoming_key})
+        "put_object", Params={"Bucket": app.config["S3_BUCKET"], "Key": row(upload_id).incoming_key}
+    )
     versions = iter(range(100))
 
     def copy_after_rewrite(self, source, dest, if_match, content_type):
@@ -347,7 +354,8 @@ def test_bytes_rewritten_before_the_copy_are_the_bytes_scanned_and_served(app, a
 
     upload_id = api.upload(b"0123456789")
     url = get_storage().client.generate_presigned_url(
-        "put_object", Params={"Bucket": app.config["S3_BUCKET"], "Key": row(upload_id).incoming_key})
+        "put_object", Params={"Bucket": app.config["S3_BUCKET"], "Key": row(upload_id).incoming_key}
+    )
     real_copy = Storage.copy
 
     def copy_after_rewrite(self, source, dest, if_match, content_type):

@@ -1,4 +1,5 @@
 """/healthz answers while the process lives; /readyz checks each dependency and says which is down."""
+
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from urllib.parse import urlsplit
@@ -30,8 +31,11 @@ def app_with(services, **overrides):
 
 
 def test_healthz_touches_nothing(services):
-    with app_with(services, SQLALCHEMY_DATABASE_URI=f"postgresql+psycopg://x@127.0.0.1:{free_port()}/x",
-                  REDIS_URL=f"redis://127.0.0.1:{free_port()}/0") as app:
+    with app_with(
+        services,
+        SQLALCHEMY_DATABASE_URI=f"postgresql+psycopg://x@127.0.0.1:{free_port()}/x",
+        REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
+    ) as app:
         response = app.test_client().get("/healthz")
     assert response.status_code == 200
     assert response.get_json() == {"status": "ok"}
@@ -48,14 +52,18 @@ def test_readyz_with_everything_up(app):
     assert response.headers["Cache-Control"] == "no-store"
 
 
-@pytest.mark.parametrize("down, setting, value, error", [
-    ("database", "SQLALCHEMY_DATABASE_URI", "postgresql+psycopg://x@127.0.0.1:{port}/x", "database unreachable"),
-    ("redis", "REDIS_URL", "redis://127.0.0.1:{port}/0", "redis unreachable"),
-    ("storage", "S3_ENDPOINT_URL", "http://127.0.0.1:{port}", "storage unreachable or the bucket is missing"),
-    ("storage", "S3_BUCKET", "satchel-no-such-bucket-{port}", "storage unreachable or the bucket is missing"),
-    ("scanner", "CLAMD_URL", "tcp://127.0.0.1:{port}", "clamd unreachable"),
-    ("scanner", "SCANNER", "none-{port}", "scanning is disabled"),
-], ids=["database", "redis", "s3", "bucket", "clamd", "no-scanner"])
+@pytest.mark.parametrize(
+    "down, setting, value, error",
+    [
+        ("database", "SQLALCHEMY_DATABASE_URI", "postgresql+psycopg://x@127.0.0.1:{port}/x", "database unreachable"),
+        ("redis", "REDIS_URL", "redis://127.0.0.1:{port}/0", "redis unreachable"),
+        ("storage", "S3_ENDPOINT_URL", "http://127.0.0.1:{port}", "storage unreachable or the bucket is missing"),
+        ("storage", "S3_BUCKET", "satchel-no-such-bucket-{port}", "storage unreachable or the bucket is missing"),
+        ("scanner", "CLAMD_URL", "tcp://127.0.0.1:{port}", "clamd unreachable"),
+        ("scanner", "SCANNER", "none-{port}", "scanning is disabled"),
+    ],
+    ids=["database", "redis", "s3", "bucket", "clamd", "no-scanner"],
+)
 def test_readyz_names_the_dependency_that_is_down(services, down, setting, value, error):
     with app_with(services, **{setting: value.format(port=free_port())}) as app:
         response = app.test_client().get("/readyz")
@@ -82,6 +90,7 @@ def clamd_behind_proxy(services, **overrides):
 
 def flood(base, requests_count, threads=10):
     """GET /readyz requests_count times from parallel threads; returns the status codes."""
+
     def one(_):
         return requests.get(f"{base}/readyz", timeout=30).status_code
 

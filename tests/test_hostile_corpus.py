@@ -7,6 +7,7 @@ Each case is its own test, but the cases run in batches: the first test of a kin
 case of that kind into one app and runs the worker once (or sends every request), keeps what it observed,
 and each test then checks its own case. A case that needs settings of its own gets an app of its own.
 """
+
 import io
 from dataclasses import dataclass
 
@@ -52,6 +53,7 @@ def test_the_table_lists_every_case():
 
 # --- Batches ---
 
+
 @pytest.fixture(scope="module")
 def observed():
     """What each case came to, by id (kept, so no case runs twice)."""
@@ -75,8 +77,11 @@ def _settings(case):
 def observation(request, observed, case, run):
     """The case's observation, running its batch first if no earlier test did."""
     if case.id not in observed:
-        batch = [other for other in _selected(request, type(case.input))
-                 if other.id not in observed and _settings(other) == _settings(case)]
+        batch = [
+            other
+            for other in _selected(request, type(case.input))
+            if other.id not in observed and _settings(other) == _settings(case)
+        ]
         observed.update(run(request, batch if case in batch else [case]))
     result = observed[case.id]
     if isinstance(result, Exception):
@@ -95,6 +100,7 @@ def _each(cases, step, results):
 
 
 # --- Uploads ---
+
 
 @dataclass
 class Scan:
@@ -121,8 +127,9 @@ def run_uploads(request, cases):
 
     def upload(case):
         data = case.input.make()
-        return data, api.upload(data, filename=case.input.filename, content_type=case.input.content_type,
-                                size=case.input.size)
+        return data, api.upload(
+            data, filename=case.input.filename, content_type=case.input.content_type, size=case.input.size
+        )
 
     _each(cases, upload, sent)
     run_worker()
@@ -132,8 +139,15 @@ def run_uploads(request, cases):
         data, upload_id = sent[case.id]
         download = api.get(f"/files/{upload_id}/download")
         preview = api.get(f"/files/{upload_id}/preview")
-        return Scan(data, api.status(upload_id), [key for key in keys if f"/{upload_id}" in key], download, preview,
-                    _follow(download), _follow(preview))
+        return Scan(
+            data,
+            api.status(upload_id),
+            [key for key in keys if f"/{upload_id}" in key],
+            download,
+            preview,
+            _follow(download),
+            _follow(preview),
+        )
 
     _each(cases, look, sent)
     return sent
@@ -182,6 +196,7 @@ def test_upload(request, observed, case):
 
 
 # --- Requests ---
+
 
 @dataclass
 class Reply:
@@ -274,8 +289,9 @@ def test_the_refusals_are_not_accidents_of_the_setup(app, api, other_api):
     """Done right, the requests the corpus refuses succeed: it is the attack that is refused."""
     body = {"filename": "a.txt", "size": 5, "content_type": "text/plain"}
     assert other_api.post("/api/uploads", json=body).status_code == 201  # the "foreign" token is valid
-    same_site = api.post("/api/uploads", json=body, base_url="https://localhost",
-                         headers={"Referer": "https://localhost/files"})
+    same_site = api.post(
+        "/api/uploads", json=body, base_url="https://localhost", headers={"Referer": "https://localhost/files"}
+    )
     assert same_site.status_code == 201  # over HTTPS, this site's Referer passes
     grant = api.begin()
     assert api.delete(f"/api/uploads/{grant['upload']['id']}").status_code == 204

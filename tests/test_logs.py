@@ -1,4 +1,5 @@
 """Structured logs: one JSON line per request and per job, tied together by request, job and upload ids."""
+
 import io
 import json
 import logging
@@ -25,6 +26,7 @@ def log_lines():
     def lines(**match):
         entries = [json.loads(line) for line in stream.getvalue().splitlines()]
         return [e for e in entries if all(e.get(k) == v for k, v in match.items())]
+
     yield lines
     root.removeHandler(handler)
     root.setLevel(level)
@@ -40,12 +42,14 @@ def test_request_job_and_upload_share_ids(app, api, run_worker, log_lines, user)
     run_worker()
 
     [begin] = log_lines(event="request", route="/api/uploads")
-    assert (begin["method"], begin["status"], begin["upload_id"], begin["user_id"]) == ("POST", 201, upload_id,
-                                                                                        user.id)
+    assert (begin["method"], begin["status"], begin["upload_id"], begin["user_id"]) == ("POST", 201, upload_id, user.id)
     assert len(begin["request_id"]) == 32 and begin["ms"] >= 0
     [complete] = log_lines(event="request", request_id="req-complete-42")
     assert (complete["route"], complete["status"], complete["upload_id"]) == (
-        "/api/uploads/<upload_id>/complete", 202, upload_id)
+        "/api/uploads/<upload_id>/complete",
+        202,
+        upload_id,
+    )
     [job] = log_lines(event="job")
     assert job["job"] == "scan" and job["result"] == "available"
     assert (job["request_id"], job["upload_id"], job["job_id"]) == ("req-complete-42", upload_id, f"scan-{upload_id}")

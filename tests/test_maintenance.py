@@ -1,4 +1,5 @@
 """Scheduled maintenance against real S3, Redis and the database: each task, its record, its schedule."""
+
 import time
 from datetime import timedelta
 
@@ -34,8 +35,9 @@ def test_expire_pending_deletes_bytes_and_releases_quota(app, api, user):
     db.session.commit()
     grant = api.begin(size=100)
     requests.put(grant["url"], data=b"x" * 100, headers=grant["headers"], timeout=10)
-    assert api.post("/api/uploads", json={"filename": "b.txt", "size": 1, "content_type": "text/plain"}
-                    ).status_code == 413  # the pending upload holds the whole quota
+    assert (
+        api.post("/api/uploads", json={"filename": "b.txt", "size": 1, "content_type": "text/plain"}).status_code == 413
+    )  # the pending upload holds the whole quota
     upload_id = grant["upload"]["id"]
     age(upload_id, days=2)
     run = run_task("expire_pending")

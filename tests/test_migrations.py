@@ -1,4 +1,5 @@
 """Migrations are code: one head, they build the schema from nothing, and match the models."""
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext

@@ -1,4 +1,5 @@
 """HTML pages: listing, details, downloads, deletes, and who may see what."""
+
 import re
 from datetime import timedelta
 
@@ -18,10 +19,17 @@ def add_uploads(user, count, status="available", start=None):
     start = start or utcnow() - timedelta(hours=1)
     rows = []
     for i in range(count):
-        upload = Upload(user_id=user.id, filename=f"file-{i:03d}.txt", size=10 + i,
-                        declared_type="text/plain", detected_type="text/plain", status=status,
-                        incoming_key="pending", created_at=start + timedelta(seconds=i),
-                        expires_at=start + timedelta(days=1))
+        upload = Upload(
+            user_id=user.id,
+            filename=f"file-{i:03d}.txt",
+            size=10 + i,
+            declared_type="text/plain",
+            detected_type="text/plain",
+            status=status,
+            incoming_key="pending",
+            created_at=start + timedelta(seconds=i),
+            expires_at=start + timedelta(days=1),
+        )
         upload.incoming_key = incoming_key(user.id, upload.id or "x")
         rows.append(upload)
     db.session.add_all(rows)
@@ -40,7 +48,7 @@ def test_listing_is_newest_first_with_keyset_pages(app, api, user):
     names = listed_names(page)
     assert names == [f"file-{i:03d}.txt" for i in range(24, 14, -1)]
     seen = list(names)
-    while (match := re.search(r'href="(/files\?after=[^"]+)" rel="next"', page)):
+    while match := re.search(r'href="(/files\?after=[^"]+)" rel="next"', page):
         page = api.get(match.group(1).replace("&amp;", "&")).get_data(as_text=True)
         seen += listed_names(page)
     assert seen == [f"file-{i:03d}.txt" for i in range(24, -1, -1)]
@@ -98,7 +106,7 @@ def test_detail_shows_scan_result(app, api, run_worker):
     run_worker()
     html = api.get(f"/files/{upload_id}").get_data(as_text=True)
     assert "available" in html and "text/plain" in html
-    assert f'/files/{upload_id}/download' in html
+    assert f"/files/{upload_id}/download" in html
 
 
 def test_download_redirect_is_short_lived_and_not_cached(app, api, run_worker):
@@ -244,14 +252,17 @@ def test_delete_asks_for_confirmation_first(app, api, run_worker):
     assert "Deleted keep?.txt." in api.get("/files").get_data(as_text=True)
 
 
-@pytest.mark.parametrize("raw", [
-    "0001-01-01T00:00:00+05:00|abc",
-    "9999-12-31T23:59:59-05:00|abc",
-    "2026-01-01T00:00:00|abc",
-    "2026-01-01T00:00:00+00:00|abc\x00",
-    "2026-01-01T00:00:00+00:00|" + "a" * 100,
-    "no separator",
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "0001-01-01T00:00:00+05:00|abc",
+        "9999-12-31T23:59:59-05:00|abc",
+        "2026-01-01T00:00:00|abc",
+        "2026-01-01T00:00:00+00:00|abc\x00",
+        "2026-01-01T00:00:00+00:00|" + "a" * 100,
+        "no separator",
+    ],
+)
 def test_hostile_cursors_are_422_not_500(api, raw):
     import base64
 
@@ -260,8 +271,9 @@ def test_hostile_cursors_are_422_not_500(api, raw):
     assert response.status_code == 422
 
 
-@pytest.mark.parametrize("path", ["/files/%00", "/files/abc%00def/download", "/api/uploads/%00",
-                                  "/files?after=%00", "/files/%E2%80%AE"])
+@pytest.mark.parametrize(
+    "path", ["/files/%00", "/files/abc%00def/download", "/api/uploads/%00", "/files?after=%00", "/files/%E2%80%AE"]
+)
 def test_nul_and_odd_ids_never_500(api, path):
     response = api.get(path)
     assert response.status_code in (400, 404)

@@ -1,4 +1,5 @@
 """The bytes served are exactly the bytes scanned, and late writes through a valid upload URL go away."""
+
 import hashlib
 
 import pytest

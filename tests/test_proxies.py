@@ -1,5 +1,6 @@
 """Behind TRUSTED_PROXY_HOPS reverse proxies the client's address, scheme and host come from X-Forwarded-*;
 with none (the default) those headers are anyone's to send, and are ignored."""
+
 import re
 
 import pytest
@@ -16,8 +17,12 @@ FORWARDED = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "files.example.or
 
 def failed_login_addresses():
     db.session.expire_all()
-    return [event.ip for event in db.session.scalars(
-        select(AuditEvent).where(AuditEvent.action == "login_failed").order_by(AuditEvent.id))]
+    return [
+        event.ip
+        for event in db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "login_failed").order_by(AuditEvent.id)
+        )
+    ]
 
 
 def through_proxy(app, client_address):
@@ -58,8 +63,12 @@ class TestWithoutProxy:
 class TestBehindOneProxy:
     @pytest.fixture
     def app_config(self):
-        return {"TRUSTED_PROXY_HOPS": 1, "RATELIMIT_ENABLED": True, "LOGIN_LIMIT_PER_IP": "3 per minute",
-                "LOGIN_LIMIT_PER_ACCOUNT": "2 per 15 minutes"}
+        return {
+            "TRUSTED_PROXY_HOPS": 1,
+            "RATELIMIT_ENABLED": True,
+            "LOGIN_LIMIT_PER_IP": "3 per minute",
+            "LOGIN_LIMIT_PER_ACCOUNT": "2 per 15 minutes",
+        }
 
     def test_the_audit_log_records_the_client_not_the_proxy(self, app, user):
         login(through_proxy(app, "198.51.100.7"), "owner@example.com", "wrong")
@@ -68,21 +77,23 @@ class TestBehindOneProxy:
         assert failed_login_addresses() == ["198.51.100.7", "203.0.113.5"]
 
     def test_clients_behind_the_proxy_have_limits_of_their_own(self, app, user):
-        attacker = [login(through_proxy(app, "198.51.100.7"), f"guess{n}@example.com", "wrong").status_code
-                    for n in range(4)]
+        attacker = [
+            login(through_proxy(app, "198.51.100.7"), f"guess{n}@example.com", "wrong").status_code for n in range(4)
+        ]
         assert attacker == [401, 401, 401, 429]
         # Without ProxyFix everyone shares the proxy's address, and so the attacker's exhausted budget.
         assert login(through_proxy(app, "203.0.113.5"), "owner@example.com").status_code == 302
 
     def test_the_account_limit_is_per_client_too(self, app, user):
-        codes = [login(through_proxy(app, "198.51.100.7"), "owner@example.com", "wrong").status_code
-                 for _ in range(3)]
+        codes = [login(through_proxy(app, "198.51.100.7"), "owner@example.com", "wrong").status_code for _ in range(3)]
         assert codes == [401, 401, 429]
         assert login(through_proxy(app, "203.0.113.5"), "owner@example.com").status_code == 302
 
     def test_a_forged_first_entry_does_not_escape_the_limit(self, app, user):
-        codes = [login(through_proxy(app, f"192.0.2.{n}, 198.51.100.7"), f"guess{n}@example.com",
-                       "wrong").status_code for n in range(4)]
+        codes = [
+            login(through_proxy(app, f"192.0.2.{n}, 198.51.100.7"), f"guess{n}@example.com", "wrong").status_code
+            for n in range(4)
+        ]
         assert codes == [401, 401, 401, 429]
 
     def test_hsts_and_external_links_follow_the_proxy(self, app, api, available):

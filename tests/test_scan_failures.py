@@ -1,4 +1,5 @@
 """Job policy: a dependency being down is waited out; a scan that keeps failing on one file ends it."""
+
 import pytest
 from sqlalchemy import update
 
@@ -16,8 +17,10 @@ PDF = (RESOURCES / "tiny.pdf").read_bytes()
 @pytest.fixture
 def crashing_parser(monkeypatch):
     """The PDF checker fails on this file the way a parser bug would (not a dependency: it counts)."""
+
     def crash(data, *budget):
         raise RuntimeError("parser bug")
+
     monkeypatch.setattr(verification, "check_pdf", crash)
 
 
@@ -51,8 +54,9 @@ def test_a_run_that_died_counts_when_the_next_one_claims_it(app, api):
 
 def test_a_file_that_kills_every_run_is_rejected(app, api):
     upload_id = api.upload(b"every run dies on this one")
-    db.session.execute(update(Upload).where(Upload.id == upload_id)
-                       .values(status="scanning", scan_token="dead", scan_failures=2))
+    db.session.execute(
+        update(Upload).where(Upload.id == upload_id).values(status="scanning", scan_token="dead", scan_failures=2)
+    )
     db.session.commit()
     assert verify_upload(upload_id) == UploadStatus.REJECTED
     assert (row(upload_id).reason, row(upload_id).scan_failures) == ("scan_failed", 3)

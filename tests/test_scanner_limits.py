@@ -4,6 +4,7 @@ enforced before a byte is sent, and `flask scanner check` proves the configured 
 Each clamd here is real (EICAR-only signatures); the 101 MiB archive is past clamd's default
 MaxFileSize (100M), the size at which an unconfigured clamd answers OK without reading it.
 """
+
 import io
 import re
 import zipfile
@@ -63,8 +64,7 @@ def default_clamd(tmp_path_factory):
 @pytest.fixture(scope="module")
 def small_clamd(tmp_path_factory):
     """clamd that takes long streams but reads files of 64 MiB at most, and says so."""
-    process, url = own_clamd(tmp_path_factory, "small-clamd",
-                             {**clamd_limits(64 * MiB), "StreamMaxLength": "1024M"})
+    process, url = own_clamd(tmp_path_factory, "small-clamd", {**clamd_limits(64 * MiB), "StreamMaxLength": "1024M"})
     yield url
     localservices.stop(process)
 
@@ -83,8 +83,8 @@ def upload_zip(api, data):
 
 # --- What clamd did not read whole is never served ---
 
-def test_large_zip_with_eicar_last_is_quarantined_by_a_clamd_that_reads_it(app, api, run_worker,
-                                                                           eicar_after_filler):
+
+def test_large_zip_with_eicar_last_is_quarantined_by_a_clamd_that_reads_it(app, api, run_worker, eicar_after_filler):
     upload_id = upload_zip(api, eicar_after_filler)
     run_worker()
     info = api.status(upload_id)
@@ -93,8 +93,9 @@ def test_large_zip_with_eicar_last_is_quarantined_by_a_clamd_that_reads_it(app, 
     assert api.get(f"/files/{upload_id}/download").status_code == 404  # held for moderation, unserved
 
 
-def test_large_zip_past_clamd_limits_is_rejected_not_served_nor_malware(app, api, run_worker, small_clamd,
-                                                                         eicar_after_filler):
+def test_large_zip_past_clamd_limits_is_rejected_not_served_nor_malware(
+    app, api, run_worker, small_clamd, eicar_after_filler
+):
     app.config["CLAMD_URL"] = small_clamd
     upload_id = upload_zip(api, eicar_after_filler)
     run_worker()
@@ -107,6 +108,7 @@ def test_large_zip_past_clamd_limits_is_rejected_not_served_nor_malware(app, api
 
 
 # --- SCANNER_MAX_BYTES: refused before presigning, and before streaming ---
+
 
 def test_presign_refuses_sizes_past_what_clamd_reads(app, api):
     app.config["SCANNER_MAX_BYTES"] = 10 * MiB
@@ -143,6 +145,7 @@ def test_worker_rejects_an_object_past_the_scanner_limit_without_streaming_it(ap
 
 
 # --- flask scanner check ---
+
 
 def run_check(app, clamd_url, size=BIG):
     app.config.update(CLAMD_URL=clamd_url, SCANNER_MAX_BYTES=size)
@@ -185,8 +188,11 @@ def test_check_fails_when_clamd_is_unreachable(app):
 def test_check_passes_on_a_clamd_that_reads_the_whole_file(app, services):
     result, check = run_check(app, services["clamd"])
     assert result.exit_code == 0, result.output
-    assert re.search(rf"OK    clamd answered 'stream: Eicar-Test-Signature.UNOFFICIAL FOUND' for a ZIP of {BIG} "
-                     r"bytes \(EICAR after a filler entry\) in \d+\.\d s", result.output)
+    assert re.search(
+        rf"OK    clamd answered 'stream: Eicar-Test-Signature.UNOFFICIAL FOUND' for a ZIP of {BIG} "
+        r"bytes \(EICAR after a filler entry\) in \d+\.\d s",
+        result.output,
+    )
     assert check.ok and check.version.startswith("ClamAV") and check.seconds > 0
 
 

@@ -1,5 +1,6 @@
 """Sessions end SESSION_MAX_AGE after login and SESSION_IDLE_TIMEOUT after their last request, on the server's
 clock (moved here by patching it, not by sleeping), and the cookie is dated to match."""
+
 import pytest
 
 from tests.conftest import PASSWORD, page_token
@@ -72,8 +73,11 @@ def test_an_active_session_still_ends_at_its_maximum_age(client, clock):
 def test_the_api_answers_401_json_when_the_session_has_ended(client, clock):
     csrf = page_token(client.get("/files").get_data(as_text=True))
     clock.advance(IDLE)
-    response = client.post("/api/uploads", headers={"X-CSRFToken": csrf},
-                           json={"filename": "a.txt", "size": 5, "content_type": "text/plain"})
+    response = client.post(
+        "/api/uploads",
+        headers={"X-CSRFToken": csrf},
+        json={"filename": "a.txt", "size": 5, "content_type": "text/plain"},
+    )
     assert response.status_code == 401
     assert response.get_json()["error"]["code"] == "unauthorized"
     assert client.get("/api/uploads/abc").status_code == 401

@@ -1,4 +1,5 @@
 """Share links: who may create and revoke them, what the public sees, when they stop working."""
+
 from datetime import timedelta
 
 import pytest

@@ -4,6 +4,7 @@ moto accepts any signature, so these tests run against endpoints that check them
 - s3rver (npm, started here) refuses expired SigV4 URLs; it does not check SigV4 signatures;
 - tests/sigv4_gateway.py in front of moto checks expiry and the signature itself, as S3 does.
 """
+
 import shutil
 import subprocess
 import time
@@ -46,14 +47,27 @@ def error_code(response):
 
 # --- s3rver: a separate S3 implementation that enforces expiry ---
 
+
 @pytest.fixture(scope="module")
 def s3rver(tmp_path_factory):
     node = shutil.which("node")
     assert node and S3RVER.exists(), "s3rver is missing: `make test` installs it with `npm ci`"
     port = free_port()
-    process = subprocess.Popen([node, str(S3RVER), "--directory", str(tmp_path_factory.mktemp("s3rver")),
-                                "--address", "127.0.0.1", "--port", str(port), "--silent"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [
+            node,
+            str(S3RVER),
+            "--directory",
+            str(tmp_path_factory.mktemp("s3rver")),
+            "--address",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--silent",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for_port(port, process, name="s3rver")
         yield f"http://127.0.0.1:{port}"
@@ -64,11 +78,18 @@ def s3rver(tmp_path_factory):
 @pytest.fixture
 def s3rver_app(services, s3rver):
     """An app whose storage is s3rver (its built-in S3RVER key), with 2-second URLs."""
-    config = make_config(services, S3_ENDPOINT_URL=s3rver, S3_ACCESS_KEY_ID="S3RVER",
-                         S3_SECRET_ACCESS_KEY="S3RVER", UPLOAD_URL_TTL=2, DOWNLOAD_URL_TTL=2)
+    config = make_config(
+        services,
+        S3_ENDPOINT_URL=s3rver,
+        S3_ACCESS_KEY_ID="S3RVER",
+        S3_SECRET_ACCESS_KEY="S3RVER",
+        UPLOAD_URL_TTL=2,
+        DOWNLOAD_URL_TTL=2,
+    )
     app = build_app(config)
-    client = boto3.client("s3", endpoint_url=s3rver, region_name="us-east-1",
-                          aws_access_key_id="S3RVER", aws_secret_access_key="S3RVER")
+    client = boto3.client(
+        "s3", endpoint_url=s3rver, region_name="us-east-1", aws_access_key_id="S3RVER", aws_secret_access_key="S3RVER"
+    )
     client.create_bucket(Bucket=config["S3_BUCKET"])
     with app.app_context():
         db.drop_all()
@@ -108,6 +129,7 @@ def test_s3rver_refuses_an_expired_download_url(s3rver_app):
 
 # --- The signature-checking gateway in front of moto ---
 
+
 @pytest.fixture(scope="module")
 def gateway(services):
     with Gateway(services["s3"], {"testing": "testing"}) as gateway:
@@ -116,8 +138,12 @@ def gateway(services):
 
 @pytest.fixture
 def app_config(gateway):
-    return {"S3_ENDPOINT_URL": gateway.url, "UPLOAD_URL_TTL": 60,
-            "MULTIPART_THRESHOLD": 6 * MiB, "MULTIPART_PART_SIZE": 5 * MiB}
+    return {
+        "S3_ENDPOINT_URL": gateway.url,
+        "UPLOAD_URL_TTL": 60,
+        "MULTIPART_THRESHOLD": 6 * MiB,
+        "MULTIPART_PART_SIZE": 5 * MiB,
+    }
 
 
 def test_the_untouched_url_works_through_the_gateway(app, api, run_worker):
@@ -133,8 +159,7 @@ def test_a_url_for_one_key_cannot_write_another(app, api, user):
     mine = api.begin("mine.txt", 5)
     target = api.begin("target.txt", 5)
     victim_path = urlsplit(target["url"]).path
-    response = requests.put(with_path(mine["url"], victim_path), data=b"evil!", headers=mine["headers"],
-                            timeout=10)
+    response = requests.put(with_path(mine["url"], victim_path), data=b"evil!", headers=mine["headers"], timeout=10)
     assert response.status_code == 403 and error_code(response) == "SignatureDoesNotMatch"
     for path in ("/satchel-test/incoming/other/key", urlsplit(mine["url"]).path + "-2"):
         response = requests.put(with_path(mine["url"], path), data=b"evil!", headers=mine["headers"], timeout=10)
@@ -142,12 +167,16 @@ def test_a_url_for_one_key_cannot_write_another(app, api, user):
     assert bucket_keys(app) == []
 
 
-@pytest.mark.parametrize("headers, data", [
-    ({"Content-Type": "text/html"}, b"hello"),  # another type than the one signed
-    ({"Content-Type": "text/plain; charset=utf-8"}, b"hello"),
-    ({}, b"hello"),  # the signed Content-Type left out
-    ({"Content-Type": "text/plain"}, b"hello, and more"),  # another length than the one signed
-], ids=["html", "parameterised", "missing", "longer"])
+@pytest.mark.parametrize(
+    "headers, data",
+    [
+        ({"Content-Type": "text/html"}, b"hello"),  # another type than the one signed
+        ({"Content-Type": "text/plain; charset=utf-8"}, b"hello"),
+        ({}, b"hello"),  # the signed Content-Type left out
+        ({"Content-Type": "text/plain"}, b"hello, and more"),  # another length than the one signed
+    ],
+    ids=["html", "parameterised", "missing", "longer"],
+)
 def test_a_changed_content_type_or_length_is_refused(app, api, headers, data):
     grant = api.begin("notes.txt", 5, "text/plain")
     response = requests.put(grant["url"], data=data, headers=headers, timeout=10)
@@ -176,8 +205,7 @@ def test_a_download_url_cannot_be_retyped_or_pointed_elsewhere(app, api, run_wor
     run_worker()
     url = api.get(f"/files/{first}/download").headers["Location"]
     other = api.get(f"/files/{second}/download").headers["Location"]
-    retyped = with_query(url, **{"response-content-type": "text/html",
-                                 "response-content-disposition": "inline"})
+    retyped = with_query(url, **{"response-content-type": "text/html", "response-content-disposition": "inline"})
     response = requests.get(retyped, timeout=10)
     assert response.status_code == 403 and error_code(response) == "SignatureDoesNotMatch"
     response = requests.get(with_path(url, urlsplit(other).path), timeout=10)
@@ -201,11 +229,16 @@ def test_a_part_url_is_bound_to_its_part_number_and_length(app, api):
 def test_the_gateway_itself_refuses_what_it_should(gateway):
     """The checker is only as good as its refusals: a forged signature on a well-formed URL fails."""
     before = len(gateway.refusals)
-    forged = f"{gateway.url}/b/k?" + urlencode({
-        "X-Amz-Algorithm": "AWS4-HMAC-SHA256", "X-Amz-Credential": f"testing/{time.strftime('%Y%m%d', time.gmtime())}/"
-        "us-east-1/s3/aws4_request", "X-Amz-Date": time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
-        "X-Amz-Expires": "60", "X-Amz-SignedHeaders": "host", "X-Amz-Signature": "0" * 64})
+    forged = f"{gateway.url}/b/k?" + urlencode(
+        {
+            "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
+            "X-Amz-Credential": f"testing/{time.strftime('%Y%m%d', time.gmtime())}/us-east-1/s3/aws4_request",
+            "X-Amz-Date": time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
+            "X-Amz-Expires": "60",
+            "X-Amz-SignedHeaders": "host",
+            "X-Amz-Signature": "0" * 64,
+        }
+    )
     response = requests.get(forged, timeout=10)
     assert response.status_code == 403 and error_code(response) == "SignatureDoesNotMatch"
     assert len(gateway.refusals) == before + 1
-

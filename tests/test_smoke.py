@@ -1,4 +1,5 @@
 """The core loop in one test: presign, PUT, complete, scan, download."""
+
 import requests
 
 from tests.conftest import bucket_keys

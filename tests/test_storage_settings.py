@@ -1,4 +1,5 @@
 """`flask storage apply` and `flask storage check` against a real S3 endpoint (moto's server)."""
+
 import requests
 
 from webapp.storage import get_storage
@@ -22,13 +23,23 @@ def test_apply_then_check_passes(app):
 def test_check_reports_each_problem(app):
     storage = get_storage()
     storage.client.delete_public_access_block(Bucket=storage.bucket)
-    storage.client.put_bucket_cors(Bucket=storage.bucket, CORSConfiguration={"CORSRules": [{
-        "AllowedOrigins": ["*"], "AllowedMethods": ["PUT", "DELETE"], "AllowedHeaders": ["*"]}]})
+    storage.client.put_bucket_cors(
+        Bucket=storage.bucket,
+        CORSConfiguration={
+            "CORSRules": [{"AllowedOrigins": ["*"], "AllowedMethods": ["PUT", "DELETE"], "AllowedHeaders": ["*"]}]
+        },
+    )
     storage.client.delete_bucket_lifecycle(Bucket=storage.bucket)
     result = app.test_cli_runner().invoke(args=["storage", "check", "--origin", ORIGIN])
     assert result.exit_code == 1
-    for expected in ("BlockPublicAcls is off", "allows origins beyond the app's", "allows more than PUT",
-                     "ETag is not exposed", "multipart uploads are never aborted", "incoming/ never expire"):
+    for expected in (
+        "BlockPublicAcls is off",
+        "allows origins beyond the app's",
+        "allows more than PUT",
+        "ETag is not exposed",
+        "multipart uploads are never aborted",
+        "incoming/ never expire",
+    ):
         assert expected in result.output
 
 
@@ -37,9 +48,15 @@ def test_cors_preflight_allows_only_the_app_origin(app):
     url = f"{app.config['S3_ENDPOINT_URL']}/{app.config['S3_BUCKET']}/incoming/1/x"
 
     def preflight(origin):
-        return requests.options(url, timeout=10, headers={
-            "Origin": origin, "Access-Control-Request-Method": "PUT",
-            "Access-Control-Request-Headers": "content-type"})
+        return requests.options(
+            url,
+            timeout=10,
+            headers={
+                "Origin": origin,
+                "Access-Control-Request-Method": "PUT",
+                "Access-Control-Request-Headers": "content-type",
+            },
+        )
 
     allowed = preflight(ORIGIN)
     assert allowed.status_code == 200

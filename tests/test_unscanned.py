@@ -1,4 +1,5 @@
 """Scanning is never off silently: files accepted without a scan say so, and are scanned later."""
+
 import os
 import socket
 import subprocess
@@ -124,8 +125,13 @@ def test_system_packages_names_the_one_command_when_it_cannot_install(tmp_path):
         (bin_dir / name).chmod(0o755)
     for tool in ("grep", "sh", "env"):
         os.symlink(f"/bin/{tool}" if Path(f"/bin/{tool}").exists() else f"/usr/bin/{tool}", bin_dir / tool)
-    result = subprocess.run(["/bin/bash", str(ROOT / "scripts" / "system-packages.sh"), "test"],
-                            env={"PATH": str(bin_dir)}, capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        ["/bin/bash", str(ROOT / "scripts" / "system-packages.sh"), "test"],
+        env={"PATH": str(bin_dir)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 1
     assert "nodejs npm" in result.stderr and "python3-venv" in result.stderr
     assert "sudo sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq" in result.stderr
@@ -133,6 +139,7 @@ def test_system_packages_names_the_one_command_when_it_cannot_install(tmp_path):
 
 def test_system_packages_has_nothing_to_do_on_this_machine():
     # `make test` ran it first, so nothing is missing by now (and nothing is installed here).
-    result = subprocess.run([str(ROOT / "scripts" / "system-packages.sh"), "test"], capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "system-packages.sh"), "test"], capture_output=True, text=True, timeout=60
+    )
     assert (result.returncode, result.stdout) == (0, "")

@@ -1,4 +1,5 @@
 """Satchel: accept files from people you do not trust."""
+
 from pathlib import Path
 
 from flask import Flask, request
@@ -13,8 +14,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def create_app(config=None):
     """Build the app: settings from the environment, overridden by config (a dict)."""
-    app = Flask(__name__, template_folder=str(ROOT / "templates"),
-                static_folder=str(ROOT / "static"), instance_path=str(ROOT / "instance"))
+    app = Flask(
+        __name__,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+        instance_path=str(ROOT / "instance"),
+    )
     settings = load_config((config or {}).get("ENV_NAME"))
     settings.update(config or {})
     app.config.update(settings)
@@ -52,6 +57,7 @@ def register_extensions(app):
         except SQLAlchemyError:
             db.session.registry().invalidate()
             db.session.registry.clear()
+
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
     limiter.init_app(app)
     login_manager.init_app(app)

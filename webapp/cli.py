@@ -1,4 +1,5 @@
 """Command-line entry points: users, the worker, storage set-up, the scanner check."""
+
 import click
 from flask import current_app
 from flask.cli import AppGroup
@@ -38,9 +39,13 @@ def promote_user_command(email):
     click.echo(f"{user.email} is now an admin")
 
 
-_ORIGINS = click.option("--origin", "origins", multiple=True,
-                        default=["http://127.0.0.1:5000", "http://localhost:5000"],
-                        help="Browser origin allowed to PUT uploads (repeatable).")
+_ORIGINS = click.option(
+    "--origin",
+    "origins",
+    multiple=True,
+    default=["http://127.0.0.1:5000", "http://localhost:5000"],
+    help="Browser origin allowed to PUT uploads (repeatable).",
+)
 
 
 @storage_cli.command("apply")
@@ -50,8 +55,10 @@ def storage_apply_command(origins):
     from webapp.storage import get_storage
 
     get_storage().ensure_bucket(origins)
-    click.echo(f"bucket {current_app.config['S3_BUCKET']}: private, PUT from {', '.join(origins)}, "
-               "incomplete multipart uploads aborted after 1 day, incoming/ expired after 2 days")
+    click.echo(
+        f"bucket {current_app.config['S3_BUCKET']}: private, PUT from {', '.join(origins)}, "
+        "incomplete multipart uploads aborted after 1 day, incoming/ expired after 2 days"
+    )
 
 
 @storage_cli.command("check")
@@ -65,14 +72,17 @@ def storage_check_command(origins):
     if config["UPLOAD_URL_TTL"] > 900:
         problems.append(f"UPLOAD_URL_TTL is {config['UPLOAD_URL_TTL']} s; upload URLs must expire within 15 minutes")
     if config["DOWNLOAD_URL_TTL"] > 300:
-        problems.append(f"DOWNLOAD_URL_TTL is {config['DOWNLOAD_URL_TTL']} s; "
-                        "download URLs must expire within 5 minutes")
+        problems.append(
+            f"DOWNLOAD_URL_TTL is {config['DOWNLOAD_URL_TTL']} s; download URLs must expire within 5 minutes"
+        )
     for problem in problems:
         click.echo(f"FAIL  {problem}")
     if problems:
         raise click.exceptions.Exit(1)
-    click.echo(f"OK    bucket {config['S3_BUCKET']}: Block Public Access on, CORS PUT-only for "
-               f"{', '.join(origins)} with ETag exposed, lifecycle rules present, URL lifetimes within limits")
+    click.echo(
+        f"OK    bucket {config['S3_BUCKET']}: Block Public Access on, CORS PUT-only for "
+        f"{', '.join(origins)} with ETag exposed, lifecycle rules present, URL lifetimes within limits"
+    )
 
 
 @scanner_cli.command("check")
@@ -83,14 +93,19 @@ def scanner_check_command():
     from webapp.services.scanner_check import check_scanner
 
     check = check_scanner()
-    click.echo(f"{'OK  ' if check.ok else 'FAIL'}  clamd answered {check.reply!r} for a ZIP of "
-               f"{check.max_bytes} bytes (EICAR after a filler entry) in {check.seconds:.1f} s")
+    click.echo(
+        f"{'OK  ' if check.ok else 'FAIL'}  clamd answered {check.reply!r} for a ZIP of "
+        f"{check.max_bytes} bytes (EICAR after a filler entry) in {check.seconds:.1f} s"
+    )
     if check.version:
         click.echo(f"      {check.version}")
     if not check.ok:
-        click.echo("      clamd must read files of this size whole: give it StreamMaxLength, MaxFileSize and "
-                   "MaxScanSize to match and AlertExceedsMax yes, and CLAMD_TIMEOUT room for the scan, "
-                   "or lower SCANNER_MAX_BYTES", err=True)
+        click.echo(
+            "      clamd must read files of this size whole: give it StreamMaxLength, MaxFileSize and "
+            "MaxScanSize to match and AlertExceedsMax yes, and CLAMD_TIMEOUT room for the scan, "
+            "or lower SCANNER_MAX_BYTES",
+            err=True,
+        )
         raise click.exceptions.Exit(1)
 
 

@@ -1,4 +1,5 @@
 """Configuration read from environment variables, with dev/test/production defaults."""
+
 import os
 import secrets
 from pathlib import Path
@@ -101,8 +102,11 @@ def load_config(env_name=None, environ=None):
     if env_name == "production":
         missing = [name for name in REQUIRED_IN_PRODUCTION if not get(name)]
         if missing:
-            raise ConfigError("production needs these environment variables: " + ", ".join(missing)
-                              + " (or SATCHEL_ENV=development to run on local defaults)")
+            raise ConfigError(
+                "production needs these environment variables: "
+                + ", ".join(missing)
+                + " (or SATCHEL_ENV=development to run on local defaults)"
+            )
         if get("SCANNER", "clamd") != "clamd":
             raise ConfigError("scanning cannot be disabled in production")
 
@@ -122,8 +126,7 @@ def load_config(env_name=None, environ=None):
         "S3_BUCKET": get("S3_BUCKET", "satchel-dev" if dev else None),
         "S3_REGION": get("S3_REGION", "us-east-1"),
         "S3_ACCESS_KEY_ID": get("S3_ACCESS_KEY_ID", get("AWS_ACCESS_KEY_ID", "testing" if dev else None)),
-        "S3_SECRET_ACCESS_KEY": get("S3_SECRET_ACCESS_KEY",
-                                    get("AWS_SECRET_ACCESS_KEY", "testing" if dev else None)),
+        "S3_SECRET_ACCESS_KEY": get("S3_SECRET_ACCESS_KEY", get("AWS_SECRET_ACCESS_KEY", "testing" if dev else None)),
         # Scanning: "clamd", or "disabled" (development only; every page then says so)
         "SCANNER": get("SCANNER", "clamd"),
         "CLAMD_URL": get("CLAMD_URL", "tcp://127.0.0.1:3310"),

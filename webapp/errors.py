@@ -1,4 +1,5 @@
 """One place that turns refusals into HTTP responses: JSON under /api, a page elsewhere."""
+
 import logging
 
 from flask import g, jsonify, render_template, request
@@ -12,9 +13,18 @@ from webapp.services.refusals import ServiceError
 
 log = logging.getLogger(__name__)
 
-_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-          405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type",
-          429: "rate_limited", 500: "internal_error", 503: "unavailable"}
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "unavailable",
+}
 
 
 def wants_json():
@@ -40,8 +50,7 @@ def register_errorhandlers(app):
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc):
-        return error_response(400, "csrf_failed",
-                              "The form expired or did not come from this site; reload and retry.")
+        return error_response(400, "csrf_failed", "The form expired or did not come from this site; reload and retry.")
 
     @app.errorhandler(HTTPException)
     def http_error(exc):

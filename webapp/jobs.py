@@ -1,4 +1,5 @@
 """RQ entry points: a few lines each, load by id and call a service."""
+
 import logging
 import time
 from contextlib import contextmanager, nullcontext

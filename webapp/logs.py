@@ -4,6 +4,7 @@ Code binds ids as it learns them (`bind(upload_id=...)`); every line logged afte
 request or job carries them. A request's id comes from a well-formed `X-Request-ID` header or is
 made up, is sent back in the response, and travels with the scan job it enqueues.
 """
+
 import contextvars
 import json
 import logging
@@ -116,8 +117,9 @@ def _log_request(response):
         "user_id": state.identity[0] if state is not None and state.identity else None,
     }
     level = logging.DEBUG if request.endpoint in _QUIET_ENDPOINTS else logging.INFO
-    logging.getLogger("satchel.request").log(level, "%s %s %s", request.method, fields["route"],
-                                              response.status_code, extra={"fields": fields})
+    logging.getLogger("satchel.request").log(
+        level, "%s %s %s", request.method, fields["route"], response.status_code, extra={"fields": fields}
+    )
     return response
 
 

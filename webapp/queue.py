@@ -1,4 +1,5 @@
 """RQ queues by purpose; jobs are enqueued by dotted path with ids, never ORM objects."""
+
 import logging
 import time
 from datetime import UTC, datetime
@@ -28,8 +29,7 @@ def get_redis():
     """The app's Redis connection (short timeouts so a dead Redis fails fast)."""
     redis = current_app.extensions.get("satchel.redis")
     if redis is None:
-        redis = Redis.from_url(current_app.config["REDIS_URL"], socket_connect_timeout=2,
-                               socket_timeout=10)
+        redis = Redis.from_url(current_app.config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=10)
         current_app.extensions["satchel.redis"] = redis
     return redis
 
@@ -73,14 +73,16 @@ def scan_job_status(upload_id):
 
 def enqueue_scan(upload_id, size):
     """Queue the scan of an upload unless one is already queued or running; False if Redis is down."""
-    return _enqueue_upload_job("webapp.jobs.scan_upload", scan_job_id(upload_id), upload_id, size,
-                               f"scan upload {upload_id}")
+    return _enqueue_upload_job(
+        "webapp.jobs.scan_upload", scan_job_id(upload_id), upload_id, size, f"scan upload {upload_id}"
+    )
 
 
 def enqueue_rescan(upload_id, size):
     """Queue the malware scan of a file accepted while scanning was off; False if Redis is down."""
-    return _enqueue_upload_job("webapp.jobs.rescan_upload", rescan_job_id(upload_id), upload_id, size,
-                               f"scan unscanned upload {upload_id}")
+    return _enqueue_upload_job(
+        "webapp.jobs.rescan_upload", rescan_job_id(upload_id), upload_id, size, f"scan unscanned upload {upload_id}"
+    )
 
 
 def _enqueue_upload_job(function, job_id, upload_id, size, description):
@@ -89,10 +91,17 @@ def _enqueue_upload_job(function, job_id, upload_id, size, description):
         if _is_live(job_id, queue.connection):
             return True
         retries = current_app.config["SCAN_JOB_RETRIES"]
-        queue.enqueue(function, upload_id, job_id=job_id,
-                      job_timeout=scan_job_timeout(size), result_ttl=3600, failure_ttl=7 * 86400,
-                      retry=Retry(max=retries, interval=SCAN_RETRY_INTERVALS[:retries]),
-                      description=description, meta={"request_id": logs.current().get("request_id")})
+        queue.enqueue(
+            function,
+            upload_id,
+            job_id=job_id,
+            job_timeout=scan_job_timeout(size),
+            result_ttl=3600,
+            failure_ttl=7 * 86400,
+            retry=Retry(max=retries, interval=SCAN_RETRY_INTERVALS[:retries]),
+            description=description,
+            meta={"request_id": logs.current().get("request_id")},
+        )
     except RedisError:
         log.warning("redis unavailable: %s left for the reconciler", job_id)
         return False
@@ -141,8 +150,15 @@ def schedule_maintenance(intervals, task=None, now=None):
             continue
         slot = (int(now) // interval + 1) * interval
         job_id = f"maintenance-{name}-{slot}"
-        queue.enqueue_at(datetime.fromtimestamp(slot, UTC), "webapp.jobs.run_maintenance", name,
-                         job_id=job_id, job_timeout=max(600, interval), result_ttl=86400, failure_ttl=7 * 86400,
-                         description=f"maintenance: {name}")
+        queue.enqueue_at(
+            datetime.fromtimestamp(slot, UTC),
+            "webapp.jobs.run_maintenance",
+            name,
+            job_id=job_id,
+            job_timeout=max(600, interval),
+            result_ttl=86400,
+            failure_ttl=7 * 86400,
+            description=f"maintenance: {name}",
+        )
         scheduled.append(job_id)
     return scheduled

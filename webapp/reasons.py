@@ -9,7 +9,7 @@ REASONS = {
     "malware": "Malware was found in this file.",
     "scan_incomplete": "The virus scanner could not finish scanning this file.",
     "scan_limits_exceeded": "The virus scanner could not read all of this file (it is too large, or holds "
-                            "too much or too deeply nested content), so it is not served.",
+    "too much or too deeply nested content), so it is not served.",
     "too_large_to_scan": "The file is larger than the virus scanner can check.",
     "scan_failed": "The file could not be checked (the checks failed repeatedly), so it is not served.",
     "object_missing": "The file's bytes never arrived in storage.",
@@ -19,7 +19,7 @@ REASONS = {
     "image_too_large": "The image file is too large to check.",
     "expired": "The upload was never finished.",
     "pdf_active_content": "The PDF contains JavaScript, forms that send data, embedded media, or actions that "
-                          "launch programs, open other files or open web pages by themselves.",
+    "launch programs, open other files or open web pages by themselves.",
     "pdf_encrypted": "The PDF is encrypted, so its contents cannot be checked.",
     "pdf_corrupt": "The PDF is damaged and cannot be checked.",
     "pdf_too_large_to_check": "The PDF is too large to check for active content.",

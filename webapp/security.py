@@ -1,4 +1,5 @@
 """Response headers that every page carries, the client's address behind proxies, and a guard against NUL bytes."""
+
 import ipaddress
 from urllib.parse import urlsplit
 
@@ -51,17 +52,19 @@ def storage_origin(config):
 def register_security_headers(app):
     """Content-Security-Policy without inline script or style, and friends."""
     origin = storage_origin(app.config)
-    csp = "; ".join([
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        f"img-src 'self' {origin}",
-        f"connect-src 'self' {origin}",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ])
+    csp = "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            f"img-src 'self' {origin}",
+            f"connect-src 'self' {origin}",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
 
     @app.after_request
     def headers(response):

@@ -1,4 +1,5 @@
 """The S3 adapter: every boto3 call in Satchel lives in this module."""
+
 import io
 import threading
 
@@ -44,11 +45,20 @@ def _translate(exc):
 class Storage:
     """One bucket on an S3-compatible endpoint; signs URLs and moves objects."""
 
-    def __init__(self, bucket, region="us-east-1", endpoint_url=None, access_key=None,
-                 secret_key=None, connect_timeout=5, read_timeout=30):
+    def __init__(
+        self,
+        bucket,
+        region="us-east-1",
+        endpoint_url=None,
+        access_key=None,
+        secret_key=None,
+        connect_timeout=5,
+        read_timeout=30,
+    ):
         self.bucket = bucket
         session = boto3.session.Session(
-            aws_access_key_id=access_key, aws_secret_access_key=secret_key, region_name=region)
+            aws_access_key_id=access_key, aws_secret_access_key=secret_key, region_name=region
+        )
         config = BotoConfig(
             signature_version="s3v4",
             s3={"addressing_style": "path" if endpoint_url else "auto"},
@@ -58,7 +68,8 @@ class Storage:
         )
         self.client = session.client("s3", endpoint_url=endpoint_url, config=config)
         self._make_client = lambda **changes: session.client(
-            "s3", endpoint_url=endpoint_url, config=config.merge(BotoConfig(**changes)))
+            "s3", endpoint_url=endpoint_url, config=config.merge(BotoConfig(**changes))
+        )
         self._probe_client = None
         self._probe_lock = threading.Lock()  # boto3 sessions must not build clients concurrently
 
@@ -77,8 +88,11 @@ class Storage:
         """Raise StorageError unless the bucket answers a HEAD within PROBE_TIMEOUT seconds (no retries)."""
         with self._probe_lock:
             if self._probe_client is None:
-                self._probe_client = self._make_client(connect_timeout=PROBE_TIMEOUT, read_timeout=PROBE_TIMEOUT,
-                                                       retries={"max_attempts": 1, "mode": "standard"})
+                self._probe_client = self._make_client(
+                    connect_timeout=PROBE_TIMEOUT,
+                    read_timeout=PROBE_TIMEOUT,
+                    retries={"max_attempts": 1, "mode": "standard"},
+                )
         try:
             self._probe_client.head_bucket(Bucket=self.bucket)
         except (ClientError, BotoCoreError) as exc:
@@ -95,26 +109,38 @@ class Storage:
         """A URL that accepts exactly one PUT of content_length bytes of content_type."""
         return self.client.generate_presigned_url(
             "put_object",
-            Params={"Bucket": self.bucket, "Key": key, "ContentType": content_type,
-                    "ContentLength": content_length},
-            ExpiresIn=expires_in, HttpMethod="PUT")
+            Params={"Bucket": self.bucket, "Key": key, "ContentType": content_type, "ContentLength": content_length},
+            ExpiresIn=expires_in,
+            HttpMethod="PUT",
+        )
 
     def presign_part(self, key, upload_id, part_number, content_length, expires_in):
         """A URL for one part of a multipart upload, signed for its exact length."""
         return self.client.generate_presigned_url(
             "upload_part",
-            Params={"Bucket": self.bucket, "Key": key, "UploadId": upload_id,
-                    "PartNumber": part_number, "ContentLength": content_length},
-            ExpiresIn=expires_in, HttpMethod="PUT")
+            Params={
+                "Bucket": self.bucket,
+                "Key": key,
+                "UploadId": upload_id,
+                "PartNumber": part_number,
+                "ContentLength": content_length,
+            },
+            ExpiresIn=expires_in,
+            HttpMethod="PUT",
+        )
 
     def presign_get(self, key, expires_in, filename_header, content_type):
         """A URL that downloads key with the given Content-Disposition and Content-Type."""
         return self.client.generate_presigned_url(
             "get_object",
-            Params={"Bucket": self.bucket, "Key": key,
-                    "ResponseContentDisposition": filename_header,
-                    "ResponseContentType": content_type},
-            ExpiresIn=expires_in)
+            Params={
+                "Bucket": self.bucket,
+                "Key": key,
+                "ResponseContentDisposition": filename_header,
+                "ResponseContentType": content_type,
+            },
+            ExpiresIn=expires_in,
+        )
 
     # --- multipart ---
     def create_multipart(self, key, content_type):
@@ -124,8 +150,7 @@ class Storage:
     def complete_multipart(self, key, upload_id, parts):
         """Assemble the parts [(number, etag), ...] into the object; returns its ETag."""
         body = {"Parts": [{"PartNumber": n, "ETag": e} for n, e in sorted(parts)]}
-        result = self._call("complete_multipart_upload", Key=key, UploadId=upload_id,
-                            MultipartUpload=body)
+        result = self._call("complete_multipart_upload", Key=key, UploadId=upload_id, MultipartUpload=body)
         return result.get("ETag")
 
     def abort_multipart(self, key, upload_id):
@@ -139,8 +164,7 @@ class Storage:
     def head(self, key):
         """Size, ETag and content type of key; ObjectMissing if absent."""
         result = self._call("head_object", Key=key)
-        return {"size": result["ContentLength"], "etag": result["ETag"],
-                "content_type": result.get("ContentType")}
+        return {"size": result["ContentLength"], "etag": result["ETag"], "content_type": result.get("ContentType")}
 
     def exists(self, key):
         """True when key exists."""
@@ -186,8 +210,13 @@ class Storage:
     def copy(self, source_key, dest_key, if_match, content_type):
         """Server-side copy, only if the source still has ETag if_match; returns the new ETag."""
         result = self._call(
-            "copy_object", Key=dest_key, CopySource={"Bucket": self.bucket, "Key": source_key},
-            CopySourceIfMatch=if_match, ContentType=content_type, MetadataDirective="REPLACE")
+            "copy_object",
+            Key=dest_key,
+            CopySource={"Bucket": self.bucket, "Key": source_key},
+            CopySourceIfMatch=if_match,
+            ContentType=content_type,
+            MetadataDirective="REPLACE",
+        )
         return result["CopyObjectResult"]["ETag"]
 
     def delete(self, *keys):
@@ -227,11 +256,11 @@ class Storage:
         wanted = desired_settings(cors_origins, incoming_days)
         self._call("put_public_access_block", PublicAccessBlockConfiguration=wanted["public_access_block"])
         self._call("put_bucket_cors", CORSConfiguration={"CORSRules": wanted["cors"]})
-        self._call("put_bucket_lifecycle_configuration",
-                   LifecycleConfiguration={"Rules": wanted["lifecycle"]})
+        self._call("put_bucket_lifecycle_configuration", LifecycleConfiguration={"Rules": wanted["lifecycle"]})
 
     def read_settings(self):
         """The bucket's public-access block, CORS rules and lifecycle rules (empty when unset)."""
+
         def fetch(method, key, missing_codes):
             try:
                 return getattr(self.client, method)(Bucket=self.bucket)[key]
@@ -243,8 +272,9 @@ class Storage:
                 raise StorageError(str(exc)) from exc
 
         return {
-            "public_access_block": fetch("get_public_access_block", "PublicAccessBlockConfiguration",
-                                         {"NoSuchPublicAccessBlockConfiguration"}),
+            "public_access_block": fetch(
+                "get_public_access_block", "PublicAccessBlockConfiguration", {"NoSuchPublicAccessBlockConfiguration"}
+            ),
             "cors": fetch("get_bucket_cors", "CORSRules", {"NoSuchCORSConfiguration"}),
             "lifecycle": fetch("get_bucket_lifecycle_configuration", "Rules", {"NoSuchLifecycleConfiguration"}),
         }
@@ -285,7 +315,7 @@ class RangedReader(io.RawIOBase):
         if length <= 0:
             return 0
         data = self.storage.read_range(self.key, self.position, length, etag=self.etag)
-        buffer[:len(data)] = data
+        buffer[: len(data)] = data
         self.position += len(data)
         return len(data)
 
@@ -293,15 +323,34 @@ class RangedReader(io.RawIOBase):
 def desired_settings(cors_origins, incoming_days=2):
     """What the bucket must look like: private, PUT-only CORS for the app, and self-cleaning prefixes."""
     return {
-        "public_access_block": {"BlockPublicAcls": True, "IgnorePublicAcls": True,
-                                "BlockPublicPolicy": True, "RestrictPublicBuckets": True},
-        "cors": [{"AllowedOrigins": list(cors_origins), "AllowedMethods": ["PUT"],
-                  "AllowedHeaders": ["content-type"], "ExposeHeaders": ["ETag"], "MaxAgeSeconds": 3000}],
+        "public_access_block": {
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+        "cors": [
+            {
+                "AllowedOrigins": list(cors_origins),
+                "AllowedMethods": ["PUT"],
+                "AllowedHeaders": ["content-type"],
+                "ExposeHeaders": ["ETag"],
+                "MaxAgeSeconds": 3000,
+            }
+        ],
         "lifecycle": [
-            {"ID": "abort-incomplete-multipart", "Status": "Enabled", "Filter": {"Prefix": ""},
-             "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}},
-            {"ID": "expire-incoming", "Status": "Enabled", "Filter": {"Prefix": f"{INCOMING}/"},
-             "Expiration": {"Days": incoming_days}},
+            {
+                "ID": "abort-incomplete-multipart",
+                "Status": "Enabled",
+                "Filter": {"Prefix": ""},
+                "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+            },
+            {
+                "ID": "expire-incoming",
+                "Status": "Enabled",
+                "Filter": {"Prefix": f"{INCOMING}/"},
+                "Expiration": {"Days": incoming_days},
+            },
         ],
     }
 
@@ -329,8 +378,12 @@ def check_settings(actual, cors_origins):
     lifecycle = actual.get("lifecycle") or []
     if not any(r.get("Status") == "Enabled" and "AbortIncompleteMultipartUpload" in r for r in lifecycle):
         problems.append("Lifecycle: incomplete multipart uploads are never aborted")
-    if not any(r.get("Status") == "Enabled" and "Expiration" in r
-               and (r.get("Filter") or {}).get("Prefix", r.get("Prefix")) == f"{INCOMING}/" for r in lifecycle):
+    if not any(
+        r.get("Status") == "Enabled"
+        and "Expiration" in r
+        and (r.get("Filter") or {}).get("Prefix", r.get("Prefix")) == f"{INCOMING}/"
+        for r in lifecycle
+    ):
         problems.append(f"Lifecycle: objects under {INCOMING}/ never expire")
     return problems
 

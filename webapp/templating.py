@@ -1,4 +1,5 @@
 """Jinja filters and globals."""
+
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup, escape
 

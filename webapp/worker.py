@@ -1,4 +1,5 @@
 """The RQ worker process, run inside the app context (`flask worker`)."""
+
 import resource
 
 from flask import current_app
@@ -58,6 +59,11 @@ def run_worker(burst=False, with_scheduler=True):
     # maintenance interval, but an idle worker only looks up when its blocking dequeue times out
     # (worker_ttl - 15 seconds; 405 by default), so the TTL follows the interval.
     interval = current_app.config["WORKER_MAINTENANCE_INTERVAL"]
-    worker = AppWorker(queues, connection=get_redis(), job_monitoring_interval=JOB_MONITORING_INTERVAL,
-                       maintenance_interval=interval, worker_ttl=max(30, interval + 15))
+    worker = AppWorker(
+        queues,
+        connection=get_redis(),
+        job_monitoring_interval=JOB_MONITORING_INTERVAL,
+        maintenance_interval=interval,
+        worker_ttl=max(30, interval + 15),
+    )
     worker.work(burst=burst, with_scheduler=with_scheduler)

@@ -1,5 +1,6 @@
 """Admin views: thin; every action is a CSRF-protected POST (with a reason where it acts on an account or a
 file), audited by the service."""
+
 import functools
 from datetime import UTC, datetime
 
@@ -78,8 +79,14 @@ def moderation_page():
         except (ValueError, OverflowError):
             abort(400, "That page link is not valid.")
     items, next_before = moderation.moderation_queue(reason, before)
-    return render_template("admin/moderation.html", items=items, next_before=next_before, reason=reason,
-                           reasons=moderation.queue_reasons(), form=ReasonForm())
+    return render_template(
+        "admin/moderation.html",
+        items=items,
+        next_before=next_before,
+        reason=reason,
+        reasons=moderation.queue_reasons(),
+        form=ReasonForm(),
+    )
 
 
 @bp.route("/moderation/<upload_id>/<any(approve, remove, block):action>", methods=["POST"])
@@ -108,8 +115,15 @@ def users_page():
     search = (request.args.get("q") or "").strip()[:254]
     after = _int_arg("after")
     rows, next_after = dashboard.users_with_usage(search or None, after_id=after)
-    return render_template("admin/users.html", rows=rows, search=search, next_after=next_after,
-                           quota_for=quota_for, form=QuotaForm(), create_form=CreateUserForm())
+    return render_template(
+        "admin/users.html",
+        rows=rows,
+        search=search,
+        next_after=next_after,
+        quota_for=quota_for,
+        form=QuotaForm(),
+        create_form=CreateUserForm(),
+    )
 
 
 @bp.route("/users/new", methods=["POST"])
@@ -123,8 +137,9 @@ def create_user():
         return redirect(url_for("admin.users_page"))
     generated = None if form.password.data else accounts.generate_password()
     try:
-        user = accounts.create_user(form.email.data, form.password.data or generated, ip=client_address(),
-                                    created_by=current_user)
+        user = accounts.create_user(
+            form.email.data, form.password.data or generated, ip=client_address(), created_by=current_user
+        )
     except ServiceError as exc:
         flash(f"No account made: {exc.message}", "error")
         return redirect(url_for("admin.users_page"))
@@ -175,16 +190,24 @@ def audit_page():
     target = (request.args.get("target") or "").strip()[:254] or None
     before = _int_arg("before")
     events, next_before = audit.search(action, actor, target, before)
-    return render_template("admin/audit.html", events=events, next_before=next_before, actions=audit.ACTIONS,
-                           action=action, actor=actor or "", target=target or "")
+    return render_template(
+        "admin/audit.html",
+        events=events,
+        next_before=next_before,
+        actions=audit.ACTIONS,
+        action=action,
+        actor=actor or "",
+        target=target or "",
+    )
 
 
 @bp.route("/jobs")
 @admins_only
 def jobs_page():
     """Failed jobs with a retry button, running and scheduled jobs, maintenance runs, queue depths."""
-    return render_template("admin/jobs.html", **job_listings.jobs_page(), form=ReasonForm(),
-                           runs=maintenance.last_runs())
+    return render_template(
+        "admin/jobs.html", **job_listings.jobs_page(), form=ReasonForm(), runs=maintenance.last_runs()
+    )
 
 
 @bp.route("/jobs/<job_id>/retry", methods=["POST"])

@@ -1,4 +1,5 @@
 """Upload endpoints: parse JSON, call a service, answer JSON."""
+
 from flask import Blueprint, current_app, jsonify, request
 from flask_login import current_user, login_required
 
@@ -20,8 +21,7 @@ def _parsed_json():
 def _json_body():
     """The request's JSON object, or a 400 with a JSON error."""
     if not request.is_json:
-        raise InvalidInput("Send a JSON object with Content-Type: application/json.",
-                           "invalid_json", status=415)
+        raise InvalidInput("Send a JSON object with Content-Type: application/json.", "invalid_json", status=415)
     body = _parsed_json()
     if not isinstance(body, dict):
         raise InvalidInput("The request body is not a JSON object.", "invalid_json", status=400)
@@ -38,8 +38,7 @@ def _per_user():
 def create_upload():
     """Reserve quota and return where to PUT the bytes."""
     body = _json_body()
-    result = uploads.begin_upload(current_user, body.get("filename"), body.get("size"),
-                                  body.get("content_type"))
+    result = uploads.begin_upload(current_user, body.get("filename"), body.get("size"), body.get("content_type"))
     return jsonify(result), 201
 
 

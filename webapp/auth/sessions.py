@@ -3,6 +3,7 @@
 A session ends SESSION_MAX_AGE after login and SESSION_IDLE_TIMEOUT after its last request. Both
 times live in the signed session cookie, so a copy of an old cookie carries its own expiry with it.
 """
+
 import time
 from datetime import UTC, datetime, timedelta
 

@@ -1,4 +1,5 @@
 """Register, log in, log out."""
+
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
@@ -19,15 +20,15 @@ def _safe_next(target):
     if not target or any(ord(char) < 0x20 or ord(char) == 0x7F for char in target):
         return None
     parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") \
-            or "\\" in target:
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return None
     return target
 
 
 @bp.route("/register", methods=["GET", "POST"])
-@limiter.limit(lambda: current_app.config["REGISTER_LIMIT_PER_IP"], methods=["POST"], key_func=client_key,
-               scope="register-ip")
+@limiter.limit(
+    lambda: current_app.config["REGISTER_LIMIT_PER_IP"], methods=["POST"], key_func=client_key, scope="register-ip"
+)
 def register():
     """Create an account and sign in (when sign-up is open)."""
     if current_user.is_authenticated:
@@ -61,12 +62,23 @@ def _login_email_key():
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_PER_IP"], methods=["POST"], key_func=client_key,
-               scope="login-ip")
-@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_PER_ACCOUNT"], methods=["POST"], key_func=_login_account_key,
-               scope="login-account", deduct_when=lambda response: response.status_code == 401)
-@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_ACROSS_ADDRESSES"], methods=["POST"], key_func=_login_email_key,
-               scope="login-email", deduct_when=lambda response: response.status_code == 401)
+@limiter.limit(
+    lambda: current_app.config["LOGIN_LIMIT_PER_IP"], methods=["POST"], key_func=client_key, scope="login-ip"
+)
+@limiter.limit(
+    lambda: current_app.config["LOGIN_LIMIT_PER_ACCOUNT"],
+    methods=["POST"],
+    key_func=_login_account_key,
+    scope="login-account",
+    deduct_when=lambda response: response.status_code == 401,
+)
+@limiter.limit(
+    lambda: current_app.config["LOGIN_LIMIT_ACROSS_ADDRESSES"],
+    methods=["POST"],
+    key_func=_login_email_key,
+    scope="login-email",
+    deduct_when=lambda response: response.status_code == 401,
+)
 def login():
     """Sign in with email and password."""
     if current_user.is_authenticated:

@@ -1,4 +1,5 @@
 """HTML pages for browsing, downloading and deleting files."""
+
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
@@ -27,12 +28,16 @@ def index():
     limit = current_app.config["FILES_PER_PAGE"]
     rows, next_cursor = uploads.list_uploads(current_user, request.args.get("after"), limit)
     return render_template(
-        "files/index.html", uploads=rows, next_cursor=next_cursor,
+        "files/index.html",
+        uploads=rows,
+        next_cursor=next_cursor,
         first_page=not request.args.get("after"),
-        used=used_bytes(current_user.id), quota=quota_for(current_user),
+        used=used_bytes(current_user.id),
+        quota=quota_for(current_user),
         max_upload=uploads.max_file_bytes(),
         allowed_types=sorted(current_app.config["ALLOWED_TYPES"]),
-        allowed_labels=sorted({ext.upper() for ext in current_app.config["ALLOWED_TYPES"].values()}))
+        allowed_labels=sorted({ext.upper() for ext in current_app.config["ALLOWED_TYPES"].values()}),
+    )
 
 
 @bp.route("/files/<upload_id>")
@@ -40,8 +45,13 @@ def index():
 def detail(upload_id):
     """One file's details and scan result, and its share links."""
     upload = uploads.readable_upload(current_user, upload_id)
-    return render_template("files/detail.html", upload=upload, shares=sharing.shares_of(current_user, upload_id),
-                           share_form=ShareForm(), now=utcnow())
+    return render_template(
+        "files/detail.html",
+        upload=upload,
+        shares=sharing.shares_of(current_user, upload_id),
+        share_form=ShareForm(),
+        now=utcnow(),
+    )
 
 
 def _per_user_and_file():

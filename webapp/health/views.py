@@ -1,4 +1,5 @@
 """Liveness answers without touching anything; readiness checks every dependency."""
+
 from flask import Blueprint, jsonify
 
 from webapp.extensions import limiter

@@ -1,4 +1,5 @@
 """All models, imported here so Alembic sees the whole schema."""
+
 from webapp.models.audit import AuditEvent
 from webapp.models.maintenance import MaintenanceRun
 from webapp.models.moderation import BlockedHash, Report
@@ -7,5 +8,14 @@ from webapp.models.share import Share
 from webapp.models.upload import Upload, UploadStatus
 from webapp.models.user import User
 
-__all__ = ["AuditEvent", "BlockedHash", "MaintenanceRun", "Report", "ScannerCheck", "Share", "Upload",
-           "UploadStatus", "User"]
+__all__ = [
+    "AuditEvent",
+    "BlockedHash",
+    "MaintenanceRun",
+    "Report",
+    "ScannerCheck",
+    "Share",
+    "Upload",
+    "UploadStatus",
+    "User",
+]

@@ -1,4 +1,5 @@
 """The audit log: append-only, in the database itself and not just in the app."""
+
 from sqlalchemy import DDL, JSON, BigInteger, Index, Integer, String, event
 from sqlalchemy.orm import Mapped, mapped_column
 

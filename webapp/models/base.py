@@ -1,4 +1,5 @@
 """Column helpers shared by the models."""
+
 from datetime import UTC, datetime
 
 from sqlalchemy import DateTime

@@ -1,4 +1,5 @@
 """What each run of a scheduled maintenance task did."""
+
 from sqlalchemy import JSON, BigInteger, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 

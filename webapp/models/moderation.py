@@ -1,4 +1,5 @@
 """Reports about files from the people they reach, and content nobody may upload again."""
+
 from sqlalchemy import ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -12,8 +13,9 @@ class Report(db.Model):
     __tablename__ = "reports"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    upload_id: Mapped[str] = mapped_column(String(32), ForeignKey("uploads.id", ondelete="CASCADE"),
-                                           nullable=False, index=True)
+    upload_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("uploads.id", ondelete="CASCADE"), nullable=False, index=True
+    )
     #: NULL for anonymous visitors of a share page
     reporter_id: Mapped[int | None] = mapped_column(Integer, ForeignKey("users.id", ondelete="SET NULL"))
     reason: Mapped[str] = mapped_column(String(1000), nullable=False)

@@ -1,4 +1,5 @@
 """What `flask scanner check` found about the running clamd."""
+
 from sqlalchemy import BigInteger, Boolean, Float, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 

@@ -1,4 +1,5 @@
 """Share links: public, revocable links to one available file."""
+
 import secrets
 
 from sqlalchemy import ForeignKey, Integer, String
@@ -20,10 +21,10 @@ class Share(db.Model):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     token: Mapped[str] = mapped_column(String(64), unique=True, nullable=False, default=new_share_token)
-    upload_id: Mapped[str] = mapped_column(String(32), ForeignKey("uploads.id", ondelete="CASCADE"),
-                                           nullable=False, index=True)
-    created_by: Mapped[int] = mapped_column(Integer, ForeignKey("users.id", ondelete="CASCADE"),
-                                            nullable=False)
+    upload_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("uploads.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    created_by: Mapped[int] = mapped_column(Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
     created_at = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     #: after this the link answers 404; NULL means it does not expire
     expires_at = mapped_column(UTCDateTime)

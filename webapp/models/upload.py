@@ -1,4 +1,5 @@
 """An uploaded file and its journey from pending to available."""
+
 import enum
 import secrets
 
@@ -47,8 +48,7 @@ class Upload(db.Model):
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_upload_id)
-    user_id: Mapped[int] = mapped_column(Integer, ForeignKey("users.id", ondelete="CASCADE"),
-                                         nullable=False)
+    user_id: Mapped[int] = mapped_column(Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
     #: original name as the user gave it (NFC), for display and downloads only
     filename: Mapped[str] = mapped_column(String(1024), nullable=False)
     #: size the client declared and the presigned URL signed

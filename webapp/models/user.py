@@ -1,4 +1,5 @@
 """People who sign in."""
+
 from flask_login import UserMixin
 from sqlalchemy import BigInteger, Boolean, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column

@@ -1,4 +1,5 @@
 """ZIP archives judged from their end record, central directory and entries' first bytes, unpacking nothing."""
+
 import io
 import struct
 import zipfile
@@ -9,9 +10,12 @@ import zlib
 #: Formats whose mark is short or printable (ASCII cpio's "070707", lzma-alone, arj) are left out:
 #: too many CSV and data files begin that way.
 ARCHIVE_SIGNATURES = (
-    (0, b"PK\x03\x04"), (0, b"PK\x05\x06"), (0, b"PK\x07\x08"),  # zip, jar, apk, docx ...
+    (0, b"PK\x03\x04"),
+    (0, b"PK\x05\x06"),
+    (0, b"PK\x07\x08"),  # zip, jar, apk, docx ...
     (0, b"\x1f\x8b"),  # gzip
-    (0, b"\x1f\x9d"), (0, b"\x1f\xa0"),  # compress (.Z)
+    (0, b"\x1f\x9d"),
+    (0, b"\x1f\xa0"),  # compress (.Z)
     *((0, b"BZh%d" % level) for level in range(1, 10)),  # bzip2, with its block size
     (0, b"\xfd7zXZ\x00"),  # xz
     (0, b"LZIP"),  # lzip
@@ -84,8 +88,8 @@ class ReadAhead(io.RawIOBase):
                 offset = 0
                 if not self.window:
                     break
-            piece = self.window[offset:offset + len(buffer) - done]
-            buffer[done:done + len(piece)] = piece
+            piece = self.window[offset : offset + len(buffer) - done]
+            buffer[done : done + len(piece)] = piece
             done += len(piece)
             self.position += len(piece)
         return done
@@ -129,8 +133,16 @@ def check_zip(fileobj, max_entries, max_total_bytes, max_ratio, *, max_directory
                 raise ArchiveRejected("zip_corrupt")  # the end record lies about the directory
             _judge_zip_directory(entries, max_total_bytes, max_ratio)
             _judge_zip_entries(archive, entries)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError, NotImplementedError,
-            struct.error, zlib.error):
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        OSError,
+        ValueError,
+        EOFError,
+        NotImplementedError,
+        struct.error,
+        zlib.error,
+    ):
         raise ArchiveRejected("zip_corrupt") from None
 
 
@@ -171,5 +183,5 @@ def _judge_zip_entries(archive, entries):
             continue
         with archive.open(entry) as stream:
             head = stream.read(_ENTRY_HEAD_BYTES)
-        if any(head[offset:offset + len(signature)] == signature for offset, signature in ARCHIVE_SIGNATURES):
+        if any(head[offset : offset + len(signature)] == signature for offset, signature in ARCHIVE_SIGNATURES):
             raise ArchiveRejected("zip_nested_archive")

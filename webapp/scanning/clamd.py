@@ -1,4 +1,5 @@
 """A minimal clamd client (INSTREAM over TCP or a Unix socket) and what its replies mean."""
+
 import socket
 import struct
 from urllib.parse import urlparse
@@ -87,7 +88,7 @@ class ClamdClient:
                 sock.sendall(b"zINSTREAM\0")
                 for chunk in chunks:
                     for start in range(0, len(chunk), self.chunk_size):
-                        piece = chunk[start:start + self.chunk_size]
+                        piece = chunk[start : start + self.chunk_size]
                         sock.sendall(struct.pack("!L", len(piece)) + piece)
                 sock.sendall(struct.pack("!L", 0))
             except (BrokenPipeError, ConnectionResetError):
@@ -127,7 +128,7 @@ def parse_instream_reply(reply):
     if reply == "stream: OK":
         return None
     if reply.startswith("stream: ") and reply.endswith(" FOUND"):
-        name = reply[len("stream: "):-len(" FOUND")].strip()
+        name = reply[len("stream: ") : -len(" FOUND")].strip()
         if name.startswith(_LIMITS_FOUND):
             raise ScanLimitsExceeded(name[:200])
         if name and "\n" not in name:

@@ -1,4 +1,5 @@
 """The type of a file from its first bytes (libmagic), and which declared types it may stand for."""
+
 import magic
 
 #: Bytes libmagic sees; enough for every allowed type's signature.

@@ -1,4 +1,5 @@
 """Image sanity: decode within a pixel cap, and a preview rebuilt from the pixels alone."""
+
 import io
 import warnings
 

@@ -1,4 +1,5 @@
 """PDFs that run, send or open something, or cost too much to inspect, are refused."""
+
 import io
 import logging
 import signal
@@ -16,8 +17,7 @@ logging.getLogger("pypdf").setLevel(logging.ERROR)
 #: Keys that hold scripts, XFA forms or embedded rich media, refused wherever they appear.
 _PDF_ACTIVE_KEYS = {"/JS", "/JavaScript", "/XFA", "/RichMediaContent", "/RichMediaSettings"}
 #: Actions that run code, send data, or open other files or programs, refused wherever they appear.
-_PDF_ACTIVE_ACTIONS = {"/JavaScript", "/Launch", "/SubmitForm", "/ImportData", "/GoToR", "/GoToE",
-                       "/RichMediaExecute"}
+_PDF_ACTIVE_ACTIONS = {"/JavaScript", "/Launch", "/SubmitForm", "/ImportData", "/GoToR", "/GoToE", "/RichMediaExecute"}
 #: Annotations that play embedded content.
 _PDF_ACTIVE_SUBTYPES = {"/RichMedia"}
 #: Actions refused only where the viewer runs them unasked (open and additional actions): a link the
@@ -30,11 +30,20 @@ _ANYWHERE, _ACTION, _TRIGGERS = "anywhere", "action", "triggers"
 #: pypdf's own limits, tightened for one upload: what one stream may inflate to, how many filters and
 #: elements it may hold, and no external JBIG2 decoder run on uploaded bytes.
 _PYPDF_LIMITS = {
-    **{name: 8 * 1024 * 1024 for name in (
-        "maximum_declared_stream_length", "array_based_stream_maximum_output_length",
-        "jbig2_maximum_output_length", "lzw_maximum_output_length", "run_length_maximum_output_length",
-        "zlib_maximum_output_length", "brotli_maximum_output_length", "image_maximum_buffer_size",
-        "xmp_maximum_input_length")},
+    **{
+        name: 8 * 1024 * 1024
+        for name in (
+            "maximum_declared_stream_length",
+            "array_based_stream_maximum_output_length",
+            "jbig2_maximum_output_length",
+            "lzw_maximum_output_length",
+            "run_length_maximum_output_length",
+            "zlib_maximum_output_length",
+            "brotli_maximum_output_length",
+            "image_maximum_buffer_size",
+            "xmp_maximum_input_length",
+        )
+    },
     "zlib_maximum_recovery_input_length": 1024 * 1024,
     "stream_filters_maximum_length": 4,
     "stream_decoding_work_maximum_length": 32 * 1024 * 1024,
@@ -111,8 +120,18 @@ def check_pdf(data, max_objects=200_000, max_seconds=10.0):
         raise
     except (LimitReachedError, _OutOfTime):
         raise PdfRejected("pdf_too_complex") from None
-    except (PdfReadError, PdfStreamError, ValueError, KeyError, TypeError, AttributeError, RecursionError,
-            OSError, EOFError, AssertionError):
+    except (
+        PdfReadError,
+        PdfStreamError,
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        RecursionError,
+        OSError,
+        EOFError,
+        AssertionError,
+    ):
         raise PdfRejected("pdf_corrupt") from None
 
 
@@ -133,8 +152,11 @@ def _inflate_object_streams(reader, budget):
 
 def _walk_pdf(reader, budget):
     """Visit every object reachable from the trailer or listed in the cross-reference, judging each."""
-    listed = [(IndirectObject(number, generation, reader), _ANYWHERE)
-              for generation, numbers in reader.xref.items() for number in numbers]
+    listed = [
+        (IndirectObject(number, generation, reader), _ANYWHERE)
+        for generation, numbers in reader.xref.items()
+        for number in numbers
+    ]
     listed += [(IndirectObject(number, 0, reader), _ANYWHERE) for number in reader.xref_objStm]
     stack, seen = [*listed, (reader.trailer, _ANYWHERE)], set()
     while stack:
@@ -164,9 +186,12 @@ def _place_of(key, place):
 def _judge_pdf_dictionary(obj, place):
     """Raise pdf_active_content for a dictionary that is, or holds, active content."""
     action = _resolved(obj.get("/S"))
-    if (_PDF_ACTIVE_KEYS.intersection(obj.keys()) or action in _PDF_ACTIVE_ACTIONS
-            or _resolved(obj.get("/Subtype")) in _PDF_ACTIVE_SUBTYPES
-            or (place == _ACTION and action in _PDF_UNASKED_ACTIONS)):
+    if (
+        _PDF_ACTIVE_KEYS.intersection(obj.keys())
+        or action in _PDF_ACTIVE_ACTIONS
+        or _resolved(obj.get("/Subtype")) in _PDF_ACTIVE_SUBTYPES
+        or (place == _ACTION and action in _PDF_UNASKED_ACTIONS)
+    ):
         raise PdfRejected("pdf_active_content")
 
 

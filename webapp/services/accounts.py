@@ -1,4 +1,5 @@
 """Account use cases: sign-up, credential checks, promotion."""
+
 import secrets
 
 from flask import current_app
@@ -71,8 +72,14 @@ def authenticate(email, password, ip=None):
     if ok:
         audit.record("login", user, "user", user.id, ip=ip)
     else:
-        audit.record("login_failed", None, "user", email[:254], ip=ip,
-                     details={"banned": True} if user is not None and user.is_banned else None)
+        audit.record(
+            "login_failed",
+            None,
+            "user",
+            email[:254],
+            ip=ip,
+            details={"banned": True} if user is not None and user.is_banned else None,
+        )
     db.session.commit()
     return user if ok else None
 

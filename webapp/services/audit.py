@@ -1,4 +1,5 @@
 """The audit log: one row per admin action or security-relevant event, in the caller's transaction."""
+
 from sqlalchemy import select
 
 from webapp.extensions import db
@@ -6,18 +7,36 @@ from webapp.models import AuditEvent
 
 #: Actions the log records, for the filter on the audit page.
 ACTIONS = (
-    "login_failed", "login", "account_created", "file_deleted", "share_created", "share_revoked",
-    "file_reported", "approve", "remove", "ban", "unban", "block_content", "quota_changed", "job_retried",
+    "login_failed",
+    "login",
+    "account_created",
+    "file_deleted",
+    "share_created",
+    "share_revoked",
+    "file_reported",
+    "approve",
+    "remove",
+    "ban",
+    "unban",
+    "block_content",
+    "quota_changed",
+    "job_retried",
     "scan_verdict",
 )
 
 
 def record(action, actor=None, target_type=None, target_id=None, reason=None, details=None, ip=None):
     """Add an audit event to the session; it is written with the caller's commit."""
-    event = AuditEvent(action=action, actor_id=getattr(actor, "id", None),
-                       actor_email=getattr(actor, "email", None), target_type=target_type,
-                       target_id=None if target_id is None else str(target_id)[:254],
-                       reason=(reason or None) and reason[:1000], details=details, ip=ip)
+    event = AuditEvent(
+        action=action,
+        actor_id=getattr(actor, "id", None),
+        actor_email=getattr(actor, "email", None),
+        target_type=target_type,
+        target_id=None if target_id is None else str(target_id)[:254],
+        reason=(reason or None) and reason[:1000],
+        details=details,
+        ip=ip,
+    )
     db.session.add(event)
     return event
 

@@ -1,4 +1,5 @@
 """Numbers for the admin pages: files by status, uploads per day, storage by user, the scanner."""
+
 from datetime import timedelta
 
 from flask import current_app
@@ -28,7 +29,9 @@ def uploads_per_day(days=14):
     day = func.date(Upload.created_at)
     rows = db.session.execute(
         select(day, func.count(), func.coalesce(func.sum(Upload.size), 0))
-        .where(Upload.created_at >= since).group_by(day)).all()
+        .where(Upload.created_at >= since)
+        .group_by(day)
+    ).all()
     found = {str(d): (n, int(b)) for d, n, b in rows}
     result = []
     for offset in range(days):
@@ -41,15 +44,23 @@ def storage_by_user(limit=10):
     """[(user, bytes held, files)] for the users holding the most, largest first."""
     total = func.sum(Upload.size)
     rows = db.session.execute(
-        select(User, total, func.count(Upload.id)).join(Upload, Upload.user_id == User.id)
-        .where(Upload.status.in_(_HELD)).group_by(User.id).order_by(total.desc()).limit(limit)).all()
+        select(User, total, func.count(Upload.id))
+        .join(Upload, Upload.user_id == User.id)
+        .where(Upload.status.in_(_HELD))
+        .group_by(User.id)
+        .order_by(total.desc())
+        .limit(limit)
+    ).all()
     return [(user, int(size), files) for user, size, files in rows]
 
 
 def last_successful_scan():
     """When the scanner last finished a file (whatever its verdict), or None."""
-    return db.session.scalar(select(func.max(Upload.scanned_at)).where(
-        or_(Upload.reason.is_(None), Upload.reason.not_in(["scan_incomplete", "scan_limits_exceeded"]))))
+    return db.session.scalar(
+        select(func.max(Upload.scanned_at)).where(
+            or_(Upload.reason.is_(None), Upload.reason.not_in(["scan_incomplete", "scan_limits_exceeded"]))
+        )
+    )
 
 
 def scanner_status():
@@ -78,10 +89,18 @@ def overview():
 
 def users_with_usage(search=None, limit=50, after_id=None):
     """Accounts (optionally matching an email fragment) with the bytes and files they hold."""
-    held = (select(Upload.user_id, func.sum(Upload.size).label("bytes"), func.count().label("files"))
-            .where(Upload.status.in_(_HELD)).group_by(Upload.user_id).subquery())
-    query = (select(User, func.coalesce(held.c.bytes, 0), func.coalesce(held.c.files, 0))
-             .outerjoin(held, held.c.user_id == User.id).order_by(User.id).limit(limit + 1))
+    held = (
+        select(Upload.user_id, func.sum(Upload.size).label("bytes"), func.count().label("files"))
+        .where(Upload.status.in_(_HELD))
+        .group_by(Upload.user_id)
+        .subquery()
+    )
+    query = (
+        select(User, func.coalesce(held.c.bytes, 0), func.coalesce(held.c.files, 0))
+        .outerjoin(held, held.c.user_id == User.id)
+        .order_by(User.id)
+        .limit(limit + 1)
+    )
     if search:
         pattern = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         query = query.where(User.email.ilike(f"%{pattern}%", escape="\\"))

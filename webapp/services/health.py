@@ -1,4 +1,5 @@
 """Readiness: can this process reach everything an upload needs, each within 2 seconds."""
+
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -49,8 +50,7 @@ def check_scanner():
         raise Down("scanning is disabled" if current_app.config["SCANNER"] != "clamd" else "clamd unreachable")
 
 
-CHECKS = {"database": check_database, "redis": check_redis, "storage": check_storage,
-          "scanner": check_scanner}
+CHECKS = {"database": check_database, "redis": check_redis, "storage": check_storage, "scanner": check_scanner}
 
 
 def _timed(app, check):
@@ -84,8 +84,11 @@ def scanner_limits():
         db.session.remove()
     if last is None:
         return {"ok": False, "error": "never checked: run flask scanner check"}
-    found = {"ok": last["ok"] and last["covers_setting"], "checked_at": last["checked_at"],
-             "max_bytes": last["max_bytes"]}
+    found = {
+        "ok": last["ok"] and last["covers_setting"],
+        "checked_at": last["checked_at"],
+        "max_bytes": last["max_bytes"],
+    }
     if not last["ok"]:
         found["error"] = "the last check failed"
     elif not last["covers_setting"]:

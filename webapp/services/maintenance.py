@@ -1,5 +1,6 @@
 """Scheduled maintenance: expire, promote, re-queue, sweep, purge. Every task is idempotent and
 safe to run on two machines at once (compare-and-set updates, deletes of what is already gone)."""
+
 import logging
 from datetime import timedelta
 
@@ -24,12 +25,15 @@ def expire_pending(now):
     """Pending uploads past their TTL: abort multipart, delete any object, release the quota."""
     counts, reclaimed = {"expired": 0}, 0
     storage = store.get_storage()
-    stale = db.session.scalars(select(Upload).where(
-        Upload.status == UploadStatus.PENDING.value, Upload.expires_at < now).limit(BATCH)).all()
+    stale = db.session.scalars(
+        select(Upload).where(Upload.status == UploadStatus.PENDING.value, Upload.expires_at < now).limit(BATCH)
+    ).all()
     for upload in stale:
         result = db.session.execute(
-            update(Upload).where(Upload.id == upload.id, Upload.status == UploadStatus.PENDING.value)
-            .values(status=UploadStatus.EXPIRED.value, reason="expired", updated_at=now))
+            update(Upload)
+            .where(Upload.id == upload.id, Upload.status == UploadStatus.PENDING.value)
+            .values(status=UploadStatus.EXPIRED.value, reason="expired", updated_at=now)
+        )
         db.session.commit()
         if not result.rowcount:
             continue  # completed or deleted meanwhile
@@ -45,9 +49,15 @@ def promote_pending(now):
     counts = {"promoted": 0}
     storage = store.get_storage()
     settled = now - timedelta(seconds=current_app.config["UPLOAD_URL_TTL"])
-    candidates = db.session.scalars(select(Upload).where(
-        Upload.status == UploadStatus.PENDING.value, Upload.multipart_upload_id.is_(None),
-        Upload.created_at < settled).limit(BATCH)).all()
+    candidates = db.session.scalars(
+        select(Upload)
+        .where(
+            Upload.status == UploadStatus.PENDING.value,
+            Upload.multipart_upload_id.is_(None),
+            Upload.created_at < settled,
+        )
+        .limit(BATCH)
+    ).all()
     for upload in candidates:
         if storage.exists(upload.incoming_key) and mark_uploaded(upload.id):
             counts["promoted"] += 1
@@ -64,10 +74,14 @@ def requeue_stuck(now):
     """
     counts = {"requeued": 0}
     quiet = now - timedelta(seconds=current_app.config["STUCK_AFTER"])
-    waiting = db.session.scalars(select(Upload).where(
-        Upload.status.in_(_IN_FLIGHT),
-        or_(Upload.updated_at < quiet, Upload.status == UploadStatus.UPLOADED.value))
-        .order_by(Upload.updated_at).limit(BATCH)).all()
+    waiting = db.session.scalars(
+        select(Upload)
+        .where(
+            Upload.status.in_(_IN_FLIGHT), or_(Upload.updated_at < quiet, Upload.status == UploadStatus.UPLOADED.value)
+        )
+        .order_by(Upload.updated_at)
+        .limit(BATCH)
+    ).all()
     for upload in waiting:
         status = queue.scan_job_status(upload.id)
         if status in queue.LIVE_STATUSES:
@@ -90,10 +104,15 @@ def remove_late_writes(now):
     counts, reclaimed = {"late_writes_removed": 0}, 0
     storage = store.get_storage()
     listed = list(storage.list_objects(store.INCOMING + "/"))  # listed before the rows are read: see above
-    needed = set(db.session.scalars(select(Upload.incoming_key).where(
-        Upload.status.in_([UploadStatus.PENDING.value, *_IN_FLIGHT])
-        # quarantined before scanned copies were kept: the browser's object is still the evidence
-        | ((Upload.status == UploadStatus.QUARANTINED.value) & Upload.file_key.is_(None)))))
+    needed = set(
+        db.session.scalars(
+            select(Upload.incoming_key).where(
+                Upload.status.in_([UploadStatus.PENDING.value, *_IN_FLIGHT])
+                # quarantined before scanned copies were kept: the browser's object is still the evidence
+                | ((Upload.status == UploadStatus.QUARANTINED.value) & Upload.file_key.is_(None))
+            )
+        )
+    )
     for item in listed:
         if item["key"] not in needed:
             storage.delete(item["key"])
@@ -107,8 +126,11 @@ def rescan_unscanned(now):
     counts = {"queued": 0}
     if current_app.config["SCANNER"] != "clamd":
         return counts, 0
-    rows = db.session.execute(select(Upload.id, Upload.size).where(
-        Upload.status == UploadStatus.AVAILABLE.value, Upload.unscanned.is_(True)).limit(BATCH)).all()
+    rows = db.session.execute(
+        select(Upload.id, Upload.size)
+        .where(Upload.status == UploadStatus.AVAILABLE.value, Upload.unscanned.is_(True))
+        .limit(BATCH)
+    ).all()
     for upload_id, size in rows:
         if queue.enqueue_rescan(upload_id, size):
             counts["queued"] += 1
@@ -116,13 +138,20 @@ def rescan_unscanned(now):
 
 
 def _referenced_keys(prefix):
-    column = {store.INCOMING: Upload.incoming_key, store.FILES: Upload.file_key,
-              store.DERIVATIVES: Upload.thumbnail_key}[prefix]
+    column = {
+        store.INCOMING: Upload.incoming_key,
+        store.FILES: Upload.file_key,
+        store.DERIVATIVES: Upload.thumbnail_key,
+    }[prefix]
     # Quarantined files keep their scanned copy under files/ (older ones, the browser's object).
-    live = (UploadStatus.PENDING, UploadStatus.UPLOADED, UploadStatus.SCANNING, UploadStatus.QUARANTINED) \
-        if prefix == store.INCOMING else (UploadStatus.AVAILABLE, UploadStatus.QUARANTINED)
-    return set(db.session.scalars(select(column).where(
-        column.is_not(None), Upload.status.in_([s.value for s in live]))))
+    live = (
+        (UploadStatus.PENDING, UploadStatus.UPLOADED, UploadStatus.SCANNING, UploadStatus.QUARANTINED)
+        if prefix == store.INCOMING
+        else (UploadStatus.AVAILABLE, UploadStatus.QUARANTINED)
+    )
+    return set(
+        db.session.scalars(select(column).where(column.is_not(None), Upload.status.in_([s.value for s in live])))
+    )
 
 
 def sweep_orphans(now):
@@ -149,11 +178,18 @@ def purge_removed(now):
     counts, reclaimed = {"purged": 0}, 0
     storage = store.get_storage()
     due = now - timedelta(seconds=current_app.config["PURGE_AFTER"])
-    rows = db.session.scalars(select(Upload).where(
-        Upload.updated_at < due,
-        (Upload.status == UploadStatus.DELETED.value)
-        | ((Upload.status == UploadStatus.REMOVED.value)
-           & (Upload.file_key.is_not(None) | Upload.thumbnail_key.is_not(None)))).limit(BATCH)).all()
+    rows = db.session.scalars(
+        select(Upload)
+        .where(
+            Upload.updated_at < due,
+            (Upload.status == UploadStatus.DELETED.value)
+            | (
+                (Upload.status == UploadStatus.REMOVED.value)
+                & (Upload.file_key.is_not(None) | Upload.thumbnail_key.is_not(None))
+            ),
+        )
+        .limit(BATCH)
+    ).all()
     for upload in rows:
         if upload.multipart_upload_id and upload.status == UploadStatus.DELETED.value:
             storage.abort_multipart(upload.incoming_key, upload.multipart_upload_id)
@@ -221,5 +257,6 @@ def last_runs():
     latest = {}
     for name in TASKS:
         latest[name] = db.session.scalar(
-            select(MaintenanceRun).where(MaintenanceRun.task == name).order_by(MaintenanceRun.id.desc()).limit(1))
+            select(MaintenanceRun).where(MaintenanceRun.task == name).order_by(MaintenanceRun.id.desc()).limit(1)
+        )
     return latest

@@ -1,4 +1,5 @@
 """Moderation: the queue of flagged files and what an admin does about them, each action audited."""
+
 import logging
 
 from sqlalchemy import and_, exists, func, or_, select, update
@@ -41,25 +42,30 @@ def moderation_queue(reason=None, before=None, limit=50):
     reason filters: a reason code, or "reported" for files with open reports. before is the
     (updated_at, id) of the last row shown, for the next page.
     """
-    flagged = or_(Upload.status.in_(FLAGGED),
-                  and_(Upload.status == UploadStatus.AVAILABLE.value, _open_reports()))
-    query = (select(Upload, User).join(User, User.id == Upload.user_id).where(flagged)
-             .order_by(Upload.updated_at.desc(), Upload.id.desc()).limit(limit + 1))
+    flagged = or_(Upload.status.in_(FLAGGED), and_(Upload.status == UploadStatus.AVAILABLE.value, _open_reports()))
+    query = (
+        select(Upload, User)
+        .join(User, User.id == Upload.user_id)
+        .where(flagged)
+        .order_by(Upload.updated_at.desc(), Upload.id.desc())
+        .limit(limit + 1)
+    )
     if reason == "reported":
         query = query.where(_open_reports())
     elif reason:
         query = query.where(Upload.reason == reason)
     if before:
         stamp, upload_id = before
-        query = query.where(or_(Upload.updated_at < stamp,
-                                and_(Upload.updated_at == stamp, Upload.id < upload_id)))
+        query = query.where(or_(Upload.updated_at < stamp, and_(Upload.updated_at == stamp, Upload.id < upload_id)))
     rows = db.session.execute(query).all()
     page, more = rows[:limit], len(rows) > limit
     reports = {}
     if page:
         for report in db.session.scalars(
-                select(Report).where(Report.upload_id.in_([u.id for u, _ in page]), Report.resolved_at.is_(None))
-                .order_by(Report.id)):
+            select(Report)
+            .where(Report.upload_id.in_([u.id for u, _ in page]), Report.resolved_at.is_(None))
+            .order_by(Report.id)
+        ):
             reports.setdefault(report.upload_id, []).append(report)
     items = [{"upload": u, "owner": owner, "reports": reports.get(u.id, [])} for u, owner in page]
     next_before = (page[-1][0].updated_at, page[-1][0].id) if more else None
@@ -74,8 +80,10 @@ def queue_reasons():
 
 def _resolve_reports(upload_id, resolution):
     db.session.execute(
-        update(Report).where(Report.upload_id == upload_id, Report.resolved_at.is_(None))
-        .values(resolved_at=utcnow(), resolution=resolution))
+        update(Report)
+        .where(Report.upload_id == upload_id, Report.resolved_at.is_(None))
+        .values(resolved_at=utcnow(), resolution=resolution)
+    )
 
 
 def _flagged_upload(upload_id):
@@ -97,21 +105,31 @@ def approve(admin, upload_id, reason, ip=None):
                 raise Conflict("This file changed state meanwhile; reload the page.", "state_changed")
         except ObjectChanged:
             db.session.rollback()
-            raise Conflict("The stored bytes are no longer the ones scanned; the file cannot be approved.",
-                           "object_changed") from None
+            raise Conflict(
+                "The stored bytes are no longer the ones scanned; the file cannot be approved.", "object_changed"
+            ) from None
         except Verdict as verdict:
             # The scanner's flag may be a false positive; the checks it pre-empted still apply.
             db.session.rollback()
-            raise Conflict(f"The file also fails another check, so it cannot be approved: "
-                           f"{reason_text(verdict.reason)}", verdict.reason) from None
+            raise Conflict(
+                f"The file also fails another check, so it cannot be approved: {reason_text(verdict.reason)}",
+                verdict.reason,
+            ) from None
         except store.StorageError:
             db.session.rollback()
             raise Conflict("File storage is unreachable; try again shortly.", "storage_unavailable") from None
     elif not (upload.status == UploadStatus.AVAILABLE.value and _has_open_reports(upload.id)):
         raise Conflict("Only quarantined or reported files can be approved.", "not_flagged")
     _resolve_reports(upload.id, "approved")
-    audit.record("approve", admin, "upload", upload.id, reason=reason,
-                 details={"status": upload.status, "signature": upload.signature}, ip=ip)
+    audit.record(
+        "approve",
+        admin,
+        "upload",
+        upload.id,
+        reason=reason,
+        details={"status": upload.status, "signature": upload.signature},
+        ip=ip,
+    )
     db.session.commit()
     db.session.refresh(upload)
     if upload.status == UploadStatus.AVAILABLE.value and upload.file_key:
@@ -120,8 +138,11 @@ def approve(admin, upload_id, reason, ip=None):
 
 
 def _has_open_reports(upload_id):
-    return bool(db.session.scalar(select(func.count()).select_from(Report).where(
-        Report.upload_id == upload_id, Report.resolved_at.is_(None))))
+    return bool(
+        db.session.scalar(
+            select(func.count()).select_from(Report).where(Report.upload_id == upload_id, Report.resolved_at.is_(None))
+        )
+    )
 
 
 def _take_down(upload, reason_code):
@@ -131,8 +152,10 @@ def _take_down(upload, reason_code):
     """
     keys = [upload.incoming_key, upload.file_key, upload.thumbnail_key]
     result = db.session.execute(
-        update(Upload).where(Upload.id == upload.id, Upload.status.in_(REMOVABLE))
-        .values(status=UploadStatus.REMOVED.value, reason=reason_code, updated_at=utcnow()))
+        update(Upload)
+        .where(Upload.id == upload.id, Upload.status.in_(REMOVABLE))
+        .values(status=UploadStatus.REMOVED.value, reason=reason_code, updated_at=utcnow())
+    )
     if not result.rowcount:
         return None
     revoked = revoke_shares(upload.id)
@@ -157,11 +180,17 @@ def remove(admin, upload_id, reason, ip=None):
     taken = _take_down(upload, "removed_by_moderator")
     if taken is None:
         db.session.rollback()
-        raise Conflict("This file changed meanwhile (its owner may have deleted it); reload the page.",
-                       "state_changed")
+        raise Conflict("This file changed meanwhile (its owner may have deleted it); reload the page.", "state_changed")
     keys, revoked = taken
-    audit.record("remove", admin, "upload", upload.id, reason=reason,
-                 details={"owner_id": upload.user_id, "shares_revoked": revoked}, ip=ip)
+    audit.record(
+        "remove",
+        admin,
+        "upload",
+        upload.id,
+        reason=reason,
+        details={"owner_id": upload.user_id, "shares_revoked": revoked},
+        ip=ip,
+    )
     db.session.commit()
     _delete_objects(*keys)
     return upload
@@ -175,14 +204,22 @@ def block_content(admin, upload_id, reason, ip=None):
         raise Conflict("This file's SHA-256 is not known (it was refused before it was read).", "no_hash")
     _insert_block(upload.sha256, reason, admin.id)
     keys, removed = [], []
-    for match in db.session.scalars(select(Upload).where(Upload.sha256 == upload.sha256,
-                                                         Upload.status.in_(REMOVABLE))).all():
+    for match in db.session.scalars(
+        select(Upload).where(Upload.sha256 == upload.sha256, Upload.status.in_(REMOVABLE))
+    ).all():
         taken = _take_down(match, "blocked_content")
         if taken is not None:
             keys += taken[0]
             removed.append(match.id)
-    audit.record("block_content", admin, "upload", upload.id, reason=reason,
-                 details={"sha256": upload.sha256, "removed": removed}, ip=ip)
+    audit.record(
+        "block_content",
+        admin,
+        "upload",
+        upload.id,
+        reason=reason,
+        details={"sha256": upload.sha256, "removed": removed},
+        ip=ip,
+    )
     db.session.commit()
     _delete_objects(*keys)
     return removed
@@ -217,12 +254,20 @@ def ban(admin, user_id, reason, ip=None):
         raise Conflict("Remove the admin role before banning an admin.", "ban_admin")
     user.is_banned = True
     user.end_sessions()
-    pending = list(db.session.scalars(select(Upload).where(
-        Upload.user_id == user.id, Upload.status == UploadStatus.PENDING.value)))
+    pending = list(
+        db.session.scalars(select(Upload).where(Upload.user_id == user.id, Upload.status == UploadStatus.PENDING.value))
+    )
     for upload in pending:
         upload.status = UploadStatus.DELETED.value
-    audit.record("ban", admin, "user", user.id, reason=reason,
-                 details={"email": user.email, "pending_cancelled": len(pending)}, ip=ip)
+    audit.record(
+        "ban",
+        admin,
+        "user",
+        user.id,
+        reason=reason,
+        details={"email": user.email, "pending_cancelled": len(pending)},
+        ip=ip,
+    )
     db.session.commit()
     _cancel_pending(pending)
     return user
@@ -260,8 +305,15 @@ def set_quota(admin, user_id, quota_bytes, reason, ip=None):
         raise InvalidInput("The quota must be a whole number of bytes.", "invalid_quota")
     before = user.quota_bytes
     user.quota_bytes = quota_bytes
-    audit.record("quota_changed", admin, "user", user.id, reason=reason,
-                 details={"email": user.email, "from": before, "to": quota_bytes}, ip=ip)
+    audit.record(
+        "quota_changed",
+        admin,
+        "user",
+        user.id,
+        reason=reason,
+        details={"email": user.email, "from": before, "to": quota_bytes},
+        ip=ip,
+    )
     db.session.commit()
     return user
 

@@ -1,4 +1,5 @@
 """Filename rules: what a user may call a file, and how it is named in a download."""
+
 import re
 import unicodedata
 from urllib.parse import quote
@@ -6,7 +7,8 @@ from urllib.parse import quote
 from webapp.services.refusals import InvalidInput
 
 _WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"} | {
-    f"{base}{n}" for base in ("COM", "LPT") for n in list("123456789") + ["¹", "²", "³"]}
+    f"{base}{n}" for base in ("COM", "LPT") for n in list("123456789") + ["¹", "²", "³"]
+}
 
 
 def clean_filename(name, max_bytes=255):
@@ -16,8 +18,7 @@ def clean_filename(name, max_bytes=255):
     name = unicodedata.normalize("NFC", name)
     for char in name:
         if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"):
-            raise InvalidInput("The filename contains control or invisible formatting characters.",
-                               "invalid_filename")
+            raise InvalidInput("The filename contains control or invisible formatting characters.", "invalid_filename")
     if "/" in name or "\\" in name:
         raise InvalidInput("The filename may not contain / or \\.", "invalid_filename")
     name = name.rstrip(". ").strip()
@@ -31,7 +32,7 @@ def clean_filename(name, max_bytes=255):
 def download_name(name, extension):
     """A safe name for a download: the stored name with the detected type's extension."""
     name = unicodedata.normalize("NFC", name)
-    name = "".join(c for c in name if unicodedata.category(c)[0] != "C" and c not in "/\\\"")
+    name = "".join(c for c in name if unicodedata.category(c)[0] != "C" and c not in '/\\"')
     name = name.strip().rstrip(". ") or "download"
     stem, dot, ext = name.rpartition(".")
     if not dot:

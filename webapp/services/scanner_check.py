@@ -1,5 +1,6 @@
 """The scanner check: prove that clamd reads a file of SCANNER_MAX_BYTES whole, and says so when
 it does not read something, and remember it."""
+
 import io
 import time
 import zipfile
@@ -60,7 +61,7 @@ def _archive_chunks(filler_bytes):
         block = bytes(BLOCK)
         with archive.open(filler, "w") as entry:
             for start in range(0, filler_bytes, BLOCK):
-                entry.write(block[:min(BLOCK, filler_bytes - start)])
+                entry.write(block[: min(BLOCK, filler_bytes - start)])
                 yield spool.take()
         archive.writestr(EICAR_NAME, EICAR)
     yield spool.take()
@@ -71,8 +72,8 @@ def padded_archive(total_bytes):
     # Below ZIP64 sizes (clamd reads nothing past 2 GiB anyway) the headers do not depend on the
     # filler's size, so an archive with an empty filler measures them.
     overhead = sum(len(chunk) for chunk in _archive_chunks(0))
-    if not overhead <= total_bytes < 2 ** 31:
-        raise ValueError(f"a test archive takes {overhead} to {2 ** 31 - 1} bytes, not {total_bytes}")
+    if not overhead <= total_bytes < 2**31:
+        raise ValueError(f"a test archive takes {overhead} to {2**31 - 1} bytes, not {total_bytes}")
     return _archive_chunks(total_bytes - overhead)
 
 
@@ -127,8 +128,13 @@ def check_scanner():
                 ok, reply = False, f"{alert} for EICAR {ALERT_DEPTH} archives deep (AlertExceedsMax is off)"
     except (ScannerUnavailable, ScanAborted, ValueError) as exc:
         ok, reply = False, str(exc)
-    check = ScannerCheck(ok=ok, max_bytes=size, reply=reply[:255],
-                         version=version and version[:255], seconds=round(time.monotonic() - started, 3))
+    check = ScannerCheck(
+        ok=ok,
+        max_bytes=size,
+        reply=reply[:255],
+        version=version and version[:255],
+        seconds=round(time.monotonic() - started, 3),
+    )
     db.session.add(check)
     db.session.commit()
     return check
@@ -137,8 +143,9 @@ def check_scanner():
 def last_scanner_check():
     """The latest scanner check as a dict (None if there was none); "covers_setting" is False when
     it proved a smaller size than SCANNER_MAX_BYTES is now."""
-    check = db.session.scalar(select(ScannerCheck).order_by(ScannerCheck.checked_at.desc(),
-                                                            ScannerCheck.id.desc()).limit(1))
+    check = db.session.scalar(
+        select(ScannerCheck).order_by(ScannerCheck.checked_at.desc(), ScannerCheck.id.desc()).limit(1)
+    )
     if check is None:
         return None
     return {

@@ -1,4 +1,5 @@
 """Share links: create and revoke them, resolve a public token, and take reports about a file."""
+
 import re
 from datetime import timedelta
 
@@ -20,12 +21,10 @@ def create_share(user, upload_id, days=None, ip=None):
     upload = own_upload(user, upload_id, statuses=[UploadStatus.AVAILABLE])
     if days is not None and (not isinstance(days, int) or not 1 <= days <= MAX_SHARE_DAYS):
         raise InvalidInput(f"A link can last from 1 to {MAX_SHARE_DAYS} days.", "invalid_expiry")
-    share = Share(upload_id=upload.id, created_by=user.id,
-                  expires_at=utcnow() + timedelta(days=days) if days else None)
+    share = Share(upload_id=upload.id, created_by=user.id, expires_at=utcnow() + timedelta(days=days) if days else None)
     db.session.add(share)
     db.session.flush()
-    audit.record("share_created", user, "upload", upload.id, details={"share_id": share.id, "days": days},
-                 ip=ip)
+    audit.record("share_created", user, "upload", upload.id, details={"share_id": share.id, "days": days}, ip=ip)
     db.session.commit()
     return share
 
@@ -50,8 +49,7 @@ def revoke_share(user, share_id, upload_id=None, ip=None):
 def shares_of(user, upload_id):
     """The links to a file the user may read (their own, or anyone's for an admin), newest first."""
     readable_upload(user, upload_id)
-    return list(db.session.scalars(
-        select(Share).where(Share.upload_id == upload_id).order_by(Share.id.desc())))
+    return list(db.session.scalars(select(Share).where(Share.upload_id == upload_id).order_by(Share.id.desc())))
 
 
 def resolve(token):

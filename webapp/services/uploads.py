@@ -1,4 +1,5 @@
 """Upload use cases: begin (presign), parts, complete, read, list, delete, download."""
+
 import base64
 import math
 import re
@@ -49,8 +50,7 @@ def parse_content_type(value, allowed):
         raise InvalidInput("content_type is required.", "invalid_content_type")
     mime = normalize_type(value)
     if mime not in allowed:
-        raise InvalidInput(f"Files of type {mime[:100]} are not accepted.", "type_not_allowed",
-                           status=415)
+        raise InvalidInput(f"Files of type {mime[:100]} are not accepted.", "type_not_allowed", status=415)
     return mime
 
 
@@ -65,8 +65,8 @@ def used_bytes(user_id):
     """Bytes held or reserved by the user's uploads."""
     statuses = [s.value for s in COUNTS_AGAINST_QUOTA]
     total = db.session.scalar(
-        select(func.coalesce(func.sum(Upload.size), 0))
-        .where(Upload.user_id == user_id, Upload.status.in_(statuses)))
+        select(func.coalesce(func.sum(Upload.size), 0)).where(Upload.user_id == user_id, Upload.status.in_(statuses))
+    )
     return int(total or 0)
 
 
@@ -96,8 +96,10 @@ def begin_upload(user, filename, size, content_type):
     size = parse_size(size, config["MAX_UPLOAD_BYTES"])
     if size > config["SCANNER_MAX_BYTES"]:
         # Bytes the scanner would not read whole could never be served: refuse them up front.
-        raise TooLarge(f"The file is larger than the {config['SCANNER_MAX_BYTES']} bytes the virus scanner "
-                       "can check.", "too_large_to_scan")
+        raise TooLarge(
+            f"The file is larger than the {config['SCANNER_MAX_BYTES']} bytes the virus scanner can check.",
+            "too_large_to_scan",
+        )
     content_type = parse_content_type(content_type, config["ALLOWED_TYPES"])
     storage = store.get_storage()
 
@@ -105,12 +107,18 @@ def begin_upload(user, filename, size, content_type):
     if owner.is_banned:
         db.session.rollback()
         raise NotFound()
-    pending = db.session.scalar(select(func.count()).select_from(Upload).where(
-        Upload.user_id == owner.id, Upload.status == UploadStatus.PENDING.value))
+    pending = db.session.scalar(
+        select(func.count())
+        .select_from(Upload)
+        .where(Upload.user_id == owner.id, Upload.status == UploadStatus.PENDING.value)
+    )
     if pending >= config["MAX_PENDING_UPLOADS"]:
         db.session.rollback()
-        raise ServiceError(f"You have {pending} uploads waiting for their bytes; finish or cancel some first.",
-                           "too_many_pending", status=429)
+        raise ServiceError(
+            f"You have {pending} uploads waiting for their bytes; finish or cancel some first.",
+            "too_many_pending",
+            status=429,
+        )
     used = used_bytes(owner.id)
     if used + size > quota_for(owner):
         db.session.rollback()
@@ -121,9 +129,17 @@ def begin_upload(user, filename, size, content_type):
     key = store.incoming_key(owner.id, upload_id)
     now = utcnow()
     ttl = config["UPLOAD_URL_TTL"]
-    upload = Upload(id=upload_id, user_id=owner.id, filename=filename, size=size,
-                    declared_type=content_type, incoming_key=key, created_at=now, updated_at=now,
-                    expires_at=now + timedelta(seconds=config["PENDING_UPLOAD_TTL"]))
+    upload = Upload(
+        id=upload_id,
+        user_id=owner.id,
+        filename=filename,
+        size=size,
+        declared_type=content_type,
+        incoming_key=key,
+        created_at=now,
+        updated_at=now,
+        expires_at=now + timedelta(seconds=config["PENDING_UPLOAD_TTL"]),
+    )
     plan = _part_plan(size)
     result = {"method": "PUT", "expires_at": (now + timedelta(seconds=ttl)).isoformat()}
     if plan:
@@ -187,8 +203,12 @@ def presign_parts(user, upload_id, part_numbers):
     upload = own_upload(user, upload_id)
     if upload.status != UploadStatus.PENDING.value or not upload.multipart_upload_id:
         raise Conflict("This upload is not a pending multipart upload.", "not_multipart")
-    if (not isinstance(part_numbers, list) or not part_numbers or len(part_numbers) > 1000
-            or not all(isinstance(n, int) and not isinstance(n, bool) for n in part_numbers)):
+    if (
+        not isinstance(part_numbers, list)
+        or not part_numbers
+        or len(part_numbers) > 1000
+        or not all(isinstance(n, int) and not isinstance(n, bool) for n in part_numbers)
+    ):
         raise InvalidInput("part_numbers must be a list of part numbers.", "invalid_parts")
     ttl = current_app.config["UPLOAD_URL_TTL"]
     storage = store.get_storage()
@@ -198,8 +218,7 @@ def presign_parts(user, upload_id, part_numbers):
             raise InvalidInput(f"Part {number} is out of range.", "invalid_parts")
         start = (number - 1) * upload.part_size
         length = min(upload.part_size, upload.size - start)
-        urls[str(number)] = storage.presign_part(upload.incoming_key, upload.multipart_upload_id,
-                                                 number, length, ttl)
+        urls[str(number)] = storage.presign_part(upload.incoming_key, upload.multipart_upload_id, number, length, ttl)
     return {"parts": urls, "expires_at": (utcnow() + timedelta(seconds=ttl)).isoformat()}
 
 
@@ -211,8 +230,13 @@ def _parse_parts(parts, part_count):
         if not isinstance(item, dict):
             raise InvalidInput("Each part needs a part_number and an etag.", "invalid_parts")
         number, etag = item.get("part_number"), item.get("etag")
-        if (not isinstance(number, int) or isinstance(number, bool) or not isinstance(etag, str)
-                or not _ETAG_PATTERN.fullmatch(etag) or not 1 <= number <= part_count):
+        if (
+            not isinstance(number, int)
+            or isinstance(number, bool)
+            or not isinstance(etag, str)
+            or not _ETAG_PATTERN.fullmatch(etag)
+            or not 1 <= number <= part_count
+        ):
             raise InvalidInput("Each part needs a valid part_number and etag.", "invalid_parts")
         seen[number] = etag
     if sorted(seen) != list(range(1, part_count + 1)):
@@ -251,8 +275,10 @@ def mark_uploaded(upload_id):
     result = db.session.execute(
         update(Upload)
         .where(Upload.id == upload_id, Upload.status == UploadStatus.PENDING.value)
-        .values(status=UploadStatus.UPLOADED.value, uploaded_at=now, updated_at=now,
-                job_id=queue.scan_job_id(upload_id)))
+        .values(
+            status=UploadStatus.UPLOADED.value, uploaded_at=now, updated_at=now, job_id=queue.scan_job_id(upload_id)
+        )
+    )
     db.session.commit()
     if result.rowcount:
         size = db.session.scalar(select(Upload.size).where(Upload.id == upload_id))
@@ -267,12 +293,20 @@ def delete_upload(user, upload_id, ip=None):
     # Hide the row first (compare-and-set), so a scan finishing meanwhile cannot promote it;
     # only then are its keys final.
     db.session.execute(
-        update(Upload).where(Upload.id == upload.id, Upload.status != UploadStatus.DELETED.value)
-        .values(status=UploadStatus.DELETED.value, updated_at=utcnow()))
+        update(Upload)
+        .where(Upload.id == upload.id, Upload.status != UploadStatus.DELETED.value)
+        .values(status=UploadStatus.DELETED.value, updated_at=utcnow())
+    )
     revoked = revoke_shares(upload.id)
     if was != UploadStatus.PENDING.value:
-        audit.record("file_deleted", user, "upload", upload.id, ip=ip,
-                     details={"filename": upload.filename, "status": was, "shares_revoked": revoked})
+        audit.record(
+            "file_deleted",
+            user,
+            "upload",
+            upload.id,
+            ip=ip,
+            details={"filename": upload.filename, "status": was, "shares_revoked": revoked},
+        )
     db.session.commit()
     db.session.refresh(upload)
     storage = store.get_storage()
@@ -293,7 +327,8 @@ def delete_upload(user, upload_id, ip=None):
 def revoke_shares(upload_id):
     """Revoke every live link to an upload (caller commits); returns how many."""
     result = db.session.execute(
-        update(Share).where(Share.upload_id == upload_id, Share.revoked_at.is_(None)).values(revoked_at=utcnow()))
+        update(Share).where(Share.upload_id == upload_id, Share.revoked_at.is_(None)).values(revoked_at=utcnow())
+    )
     return result.rowcount
 
 
@@ -310,8 +345,10 @@ def thumbnail_url(user, upload_id):
 def _servable(upload):
     """Refuse a file accepted while scanning was off, now that a scanner is there to scan it first."""
     if upload.unscanned and current_app.config["SCANNER"] == "clamd":
-        raise Conflict("This file was accepted while virus scanning was off and is waiting for its scan; "
-                       "try again shortly.", "awaiting_scan")
+        raise Conflict(
+            "This file was accepted while virus scanning was off and is waiting for its scan; try again shortly.",
+            "awaiting_scan",
+        )
 
 
 def signed_download(upload):
@@ -319,8 +356,9 @@ def signed_download(upload):
     _servable(upload)
     extension = upload.file_key.rsplit(".", 1)[-1]
     header = content_disposition(download_name(upload.filename, extension))
-    return store.get_storage().presign_get(upload.file_key, current_app.config["DOWNLOAD_URL_TTL"],
-                                           header, upload.detected_type)
+    return store.get_storage().presign_get(
+        upload.file_key, current_app.config["DOWNLOAD_URL_TTL"], header, upload.detected_type
+    )
 
 
 def signed_preview(upload):
@@ -328,8 +366,9 @@ def signed_preview(upload):
     if not upload.thumbnail_key:
         raise NotFound()
     _servable(upload)
-    return store.get_storage().presign_get(upload.thumbnail_key, current_app.config["DOWNLOAD_URL_TTL"],
-                                           "inline", "image/png")
+    return store.get_storage().presign_get(
+        upload.thumbnail_key, current_app.config["DOWNLOAD_URL_TTL"], "inline", "image/png"
+    )
 
 
 def encode_cursor(upload):
@@ -353,14 +392,15 @@ def _decode_cursor(cursor):
 
 def list_uploads(user, cursor=None, limit=25):
     """One page of the user's files, newest first, and the cursor of the next page (keyset)."""
-    query = (select(Upload)
-             .where(Upload.user_id == user.id, Upload.status.in_([s.value for s in LISTED]))
-             .order_by(Upload.created_at.desc(), Upload.id.desc())
-             .limit(limit + 1))
+    query = (
+        select(Upload)
+        .where(Upload.user_id == user.id, Upload.status.in_([s.value for s in LISTED]))
+        .order_by(Upload.created_at.desc(), Upload.id.desc())
+        .limit(limit + 1)
+    )
     if cursor:
         created, upload_id = _decode_cursor(cursor)
-        query = query.where(or_(Upload.created_at < created,
-                                and_(Upload.created_at == created, Upload.id < upload_id)))
+        query = query.where(or_(Upload.created_at < created, and_(Upload.created_at == created, Upload.id < upload_id)))
     rows = list(db.session.scalars(query))
     next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
     return rows[:limit], next_cursor

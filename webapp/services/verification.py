@@ -1,4 +1,5 @@
 """The scan pipeline: check an uploaded object and promote it, or refuse it with a reason."""
+
 import hashlib
 import logging
 import secrets
@@ -54,18 +55,23 @@ def _claim(upload_id, job_id):
     token = secrets.token_hex(8)
     result = db.session.execute(
         update(Upload)
-        .where(Upload.id == upload_id,
-               Upload.status.in_([UploadStatus.UPLOADED.value, UploadStatus.SCANNING.value]))
-        .values(status=UploadStatus.SCANNING.value, scan_token=token, job_id=job_id, updated_at=utcnow(),
-                scan_failures=Upload.scan_failures + case(
-                    (Upload.status == UploadStatus.SCANNING.value, 1), else_=0)))
+        .where(Upload.id == upload_id, Upload.status.in_([UploadStatus.UPLOADED.value, UploadStatus.SCANNING.value]))
+        .values(
+            status=UploadStatus.SCANNING.value,
+            scan_token=token,
+            job_id=job_id,
+            updated_at=utcnow(),
+            scan_failures=Upload.scan_failures + case((Upload.status == UploadStatus.SCANNING.value, 1), else_=0),
+        )
+    )
     db.session.commit()
     return token if result.rowcount else None
 
 
 def _owned(upload_id, token):
-    return update(Upload).where(Upload.id == upload_id, Upload.status == UploadStatus.SCANNING.value,
-                                Upload.scan_token == token)
+    return update(Upload).where(
+        Upload.id == upload_id, Upload.status == UploadStatus.SCANNING.value, Upload.scan_token == token
+    )
 
 
 def _after_failure(upload_id, token, counted):
@@ -84,8 +90,7 @@ def _after_failure(upload_id, token, counted):
 def _release(upload_id, token):
     """scanning -> uploaded, so the retry's claim is not taken for a crashed run."""
     try:
-        db.session.execute(_owned(upload_id, token).values(status=UploadStatus.UPLOADED.value,
-                                                           updated_at=utcnow()))
+        db.session.execute(_owned(upload_id, token).values(status=UploadStatus.UPLOADED.value, updated_at=utcnow()))
         db.session.commit()
     except SQLAlchemyError:
         # The database is what failed: the row stays `scanning`, and the next claim counts it.
@@ -116,13 +121,22 @@ def _finish(upload_id, token, **values):
     """
     result = db.session.execute(
         update(Upload)
-        .where(Upload.id == upload_id, Upload.status == UploadStatus.SCANNING.value,
-               Upload.scan_token == token)
-        .values(scanned_at=utcnow(), updated_at=utcnow(), **values))
+        .where(Upload.id == upload_id, Upload.status == UploadStatus.SCANNING.value, Upload.scan_token == token)
+        .values(scanned_at=utcnow(), updated_at=utcnow(), **values)
+    )
     if result.rowcount and "status" in values:
-        audit.record("scan_verdict", None, "upload", upload_id, reason=values.get("reason"),
-                     details={"status": values["status"], "job_id": logs.current().get("job_id"),
-                              "detected_type": values.get("detected_type")})
+        audit.record(
+            "scan_verdict",
+            None,
+            "upload",
+            upload_id,
+            reason=values.get("reason"),
+            details={
+                "status": values["status"],
+                "job_id": logs.current().get("job_id"),
+                "detected_type": values.get("detected_type"),
+            },
+        )
     db.session.commit()
     return bool(result.rowcount)
 
@@ -222,8 +236,10 @@ def is_blocked(sha256):
 
 def _take_down_blocked(upload_id, keys):
     result = db.session.execute(
-        update(Upload).where(Upload.id == upload_id, Upload.status == UploadStatus.AVAILABLE.value)
-        .values(status=UploadStatus.REMOVED.value, reason="blocked_content", updated_at=utcnow()))
+        update(Upload)
+        .where(Upload.id == upload_id, Upload.status == UploadStatus.AVAILABLE.value)
+        .values(status=UploadStatus.REMOVED.value, reason="blocked_content", updated_at=utcnow())
+    )
     db.session.commit()
     if result.rowcount:
         store.get_storage().delete(*keys)
@@ -259,8 +275,7 @@ def _hold_copy(upload, storage, config, token, held):
     """
     head = storage.head(upload.incoming_key)
     _check_size(head["size"], upload, config)  # cheap refusals before any copy
-    detected = _check_type(storage.read_range(upload.incoming_key, 0, SNIFF_BYTES, etag=head["etag"]),
-                           upload, config)
+    detected = _check_type(storage.read_range(upload.incoming_key, 0, SNIFF_BYTES, etag=head["etag"]), upload, config)
     key = held["file_key"] = store.file_key(upload.user_id, upload.id, token, config["ALLOWED_TYPES"][detected])
     storage.copy(upload.incoming_key, key, head["etag"], detected)
     head = storage.head(key)
@@ -277,9 +292,13 @@ def _inspect(upload, storage, config, token, held):
 
     if detected == "application/zip":
         try:
-            check_zip(storage.open_ranged(key, head["size"], etag), config["ZIP_MAX_ENTRIES"],
-                      config["ZIP_MAX_TOTAL_BYTES"], config["ZIP_MAX_RATIO"],
-                      max_directory_bytes=config["ZIP_MAX_DIRECTORY_BYTES"])
+            check_zip(
+                storage.open_ranged(key, head["size"], etag),
+                config["ZIP_MAX_ENTRIES"],
+                config["ZIP_MAX_TOTAL_BYTES"],
+                config["ZIP_MAX_RATIO"],
+                max_directory_bytes=config["ZIP_MAX_DIRECTORY_BYTES"],
+            )
         except ArchiveRejected as exc:
             raise Verdict(UploadStatus.REJECTED, exc.reason, detected_type=detected) from None
 
@@ -318,9 +337,13 @@ def _inspect(upload, storage, config, token, held):
     if received != head["size"]:
         raise store.StorageError("the object's stream ended early")
 
-    values = {"etag": etag, "sha256": digest.hexdigest(), "detected_type": detected,
-              # accepted without a malware scan (SCANNER=disabled): scanned once a scanner is configured
-              "unscanned": config["SCANNER"] != "clamd"}
+    values = {
+        "etag": etag,
+        "sha256": digest.hexdigest(),
+        "detected_type": detected,
+        # accepted without a malware scan (SCANNER=disabled): scanned once a scanner is configured
+        "unscanned": config["SCANNER"] != "clamd",
+    }
     if is_blocked(values["sha256"]):
         # Before the malware verdict: blocked bytes are refused outright, never queued for approval.
         raise Verdict(UploadStatus.REJECTED, "blocked_content", signature=signature and signature[:255], **values)
@@ -369,8 +392,12 @@ def rescan_upload(upload_id):
     """
     upload = db.session.get(Upload, upload_id)
     config = current_app.config
-    if (upload is None or not upload.unscanned or upload.status != UploadStatus.AVAILABLE.value
-            or config["SCANNER"] != "clamd"):
+    if (
+        upload is None
+        or not upload.unscanned
+        or upload.status != UploadStatus.AVAILABLE.value
+        or config["SCANNER"] != "clamd"
+    ):
         return None
     if is_blocked(upload.sha256):
         _take_down_blocked(upload.id, [upload.file_key, upload.thumbnail_key])
@@ -400,15 +427,22 @@ def rescan_upload(upload_id):
         values.update(status=status.value, reason=reason, signature=signature and signature[:255])
     result = db.session.execute(_unscanned(upload_id).values(**values))
     if result.rowcount:
-        audit.record("scan_verdict", None, "upload", upload_id, reason=values.get("reason"),
-                     details={"status": status.value, "job_id": logs.current().get("job_id"), "rescan": True})
+        audit.record(
+            "scan_verdict",
+            None,
+            "upload",
+            upload_id,
+            reason=values.get("reason"),
+            details={"status": status.value, "job_id": logs.current().get("job_id"), "rescan": True},
+        )
     db.session.commit()
     return status if result.rowcount else None
 
 
 def _unscanned(upload_id):
-    return update(Upload).where(Upload.id == upload_id, Upload.status == UploadStatus.AVAILABLE.value,
-                                Upload.unscanned.is_(True))
+    return update(Upload).where(
+        Upload.id == upload_id, Upload.status == UploadStatus.AVAILABLE.value, Upload.unscanned.is_(True)
+    )
 
 
 def _rescan_stream(upload, config):
@@ -448,9 +482,16 @@ def promote_quarantined(upload_id):
             data = b"".join(storage.iter_chunks(key))
         own_keys.append(_content_checks(upload, upload.detected_type, data, storage, config, run))
         result = db.session.execute(
-            update(Upload).where(Upload.id == upload_id, Upload.status == UploadStatus.QUARANTINED.value)
-            .values(status=UploadStatus.AVAILABLE.value, file_key=key, thumbnail_key=own_keys[-1],
-                    reason="approved_by_moderator", updated_at=utcnow()))
+            update(Upload)
+            .where(Upload.id == upload_id, Upload.status == UploadStatus.QUARANTINED.value)
+            .values(
+                status=UploadStatus.AVAILABLE.value,
+                file_key=key,
+                thumbnail_key=own_keys[-1],
+                reason="approved_by_moderator",
+                updated_at=utcnow(),
+            )
+        )
     except BaseException:
         storage.delete(*own_keys)
         raise

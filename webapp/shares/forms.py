@@ -1,4 +1,5 @@
 """The report form on a share page."""
+
 from flask_wtf import FlaskForm
 from wtforms import TextAreaField
 from wtforms.validators import DataRequired, Length

@@ -1,4 +1,5 @@
 """A shared file as the public sees it: details, download, preview, and a way to report it."""
+
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user
 
@@ -43,7 +44,8 @@ def report(token):
     if not form.validate_on_submit():
         share, upload = sharing.resolve(token)
         return render_template("shares/page.html", share=share, upload=upload, token=token, form=form), 422
-    sharing.report(token, form.reason.data,
-                   reporter=current_user if current_user.is_authenticated else None, ip=client_address())
+    sharing.report(
+        token, form.reason.data, reporter=current_user if current_user.is_authenticated else None, ip=client_address()
+    )
     flash("Thank you: a moderator will look at this file.", "success")
     return redirect(url_for("shares.page", token=token))
