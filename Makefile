@@ -53,8 +53,11 @@ test-fast:
 	@$(MAKE) --no-print-directory dev-venv
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
+# Lint and format, checked over the whole tree (`ruff format` applies the format).
+LINTED := webapp tests bench devtools migrations wsgi.py
 lint: dev-venv
-	$(BIN)/ruff check webapp tests bench devtools
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 bench: dev-venv
 	$(BIN)/python -m bench.complete_to_available
