@@ -38,32 +38,31 @@ def _logged(job, kind, **ids):
             log.info("%s job %s", kind, outcome.get("result"), extra={"fields": outcome})
 
 
+def _upload_job(kind, service, upload_id, **kwargs):
+    """Run service on one upload inside the worker's app, logged; the status it ends in, or None."""
+    job = get_current_job()
+    with _logged(job, kind, upload_id=upload_id) as outcome, _app_context():
+        try:
+            status = service(upload_id, **kwargs)
+            outcome["result"] = status.value if status else "nothing to do"
+            return status.value if status else None
+        finally:
+            db.session.remove()
+
+
 def scan_upload(upload_id):
     """Verify one upload and promote or refuse it (idempotent, safe to run twice)."""
     from webapp.services.verification import verify_upload
 
     job = get_current_job()
-    with _logged(job, "scan", upload_id=upload_id) as outcome, _app_context():
-        try:
-            status = verify_upload(upload_id, job_id=job.id if job else None)
-            outcome["result"] = status.value if status else "nothing to do"
-            return status.value if status else None
-        finally:
-            db.session.remove()
+    return _upload_job("scan", verify_upload, upload_id, job_id=job.id if job else None)
 
 
 def rescan_upload(upload_id):
     """Scan a file accepted while scanning was off; quarantine it if clamd flags it."""
     from webapp.services.verification import rescan_upload as rescan
 
-    job = get_current_job()
-    with _logged(job, "rescan", upload_id=upload_id) as outcome, _app_context():
-        try:
-            status = rescan(upload_id)
-            outcome["result"] = status.value if status else "nothing to do"
-            return status.value if status else None
-        finally:
-            db.session.remove()
+    return _upload_job("rescan", rescan, upload_id)
 
 
 def run_maintenance(task):

@@ -61,24 +61,23 @@ def _login_email_key():
     return "login-email:" + accounts.normalize_email(request.form.get("email", ""))[:254]
 
 
+def _failed_logins_limit(setting, key_func, scope):
+    """A limit on failed logins (401s) under key_func, at the rate the setting names."""
+    return limiter.limit(
+        lambda: current_app.config[setting],
+        methods=["POST"],
+        key_func=key_func,
+        scope=scope,
+        deduct_when=lambda response: response.status_code == 401,
+    )
+
+
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(
     lambda: current_app.config["LOGIN_LIMIT_PER_IP"], methods=["POST"], key_func=client_key, scope="login-ip"
 )
-@limiter.limit(
-    lambda: current_app.config["LOGIN_LIMIT_PER_ACCOUNT"],
-    methods=["POST"],
-    key_func=_login_account_key,
-    scope="login-account",
-    deduct_when=lambda response: response.status_code == 401,
-)
-@limiter.limit(
-    lambda: current_app.config["LOGIN_LIMIT_ACROSS_ADDRESSES"],
-    methods=["POST"],
-    key_func=_login_email_key,
-    scope="login-email",
-    deduct_when=lambda response: response.status_code == 401,
-)
+@_failed_logins_limit("LOGIN_LIMIT_PER_ACCOUNT", _login_account_key, "login-account")
+@_failed_logins_limit("LOGIN_LIMIT_ACROSS_ADDRESSES", _login_email_key, "login-email")
 def login():
     """Sign in with email and password."""
     if current_user.is_authenticated:

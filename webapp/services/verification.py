@@ -114,6 +114,18 @@ def _remove_everything(upload):
     _remove_other_runs(upload, storage, keep=[])
 
 
+def _audit_verdict(upload_id, status, reason, **details):
+    """Record an upload's verdict in the audit log (caller commits, with the verdict itself)."""
+    audit.record(
+        "scan_verdict",
+        None,
+        "upload",
+        upload_id,
+        reason=reason,
+        details={"status": status, "job_id": logs.current().get("job_id"), **details},
+    )
+
+
 def _finish(upload_id, token, **values):
     """Write the verdict only if this run still owns the row; True on success.
 
@@ -125,18 +137,7 @@ def _finish(upload_id, token, **values):
         .values(scanned_at=utcnow(), updated_at=utcnow(), **values)
     )
     if result.rowcount and "status" in values:
-        audit.record(
-            "scan_verdict",
-            None,
-            "upload",
-            upload_id,
-            reason=values.get("reason"),
-            details={
-                "status": values["status"],
-                "job_id": logs.current().get("job_id"),
-                "detected_type": values.get("detected_type"),
-            },
-        )
+        _audit_verdict(upload_id, values["status"], values.get("reason"), detected_type=values.get("detected_type"))
     db.session.commit()
     return bool(result.rowcount)
 
@@ -427,14 +428,7 @@ def rescan_upload(upload_id):
         values.update(status=status.value, reason=reason, signature=signature and signature[:255])
     result = db.session.execute(_unscanned(upload_id).values(**values))
     if result.rowcount:
-        audit.record(
-            "scan_verdict",
-            None,
-            "upload",
-            upload_id,
-            reason=values.get("reason"),
-            details={"status": status.value, "job_id": logs.current().get("job_id"), "rescan": True},
-        )
+        _audit_verdict(upload_id, status.value, values.get("reason"), rescan=True)
     db.session.commit()
     return status if result.rowcount else None
 
