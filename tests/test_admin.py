@@ -461,11 +461,11 @@ def test_approve_refuses_blocked_bytes(app, api, admin_api, quarantined):
 def test_a_block_during_a_scan_takes_the_file_down(app, api, run_worker, monkeypatch):
     import hashlib
 
-    from webapp.services import verification
+    from webapp.services import scans
 
     data = b"blocked while being scanned"
     upload_id = api.upload(data)
-    real_finish = verification._finish
+    real_finish = scans._finish
 
     def block_then_finish(*args, **values):
         # An admin blocks these bytes after the worker checked the list, before it promotes.
@@ -474,7 +474,7 @@ def test_a_block_during_a_scan_takes_the_file_down(app, api, run_worker, monkeyp
             db.session.commit()
         return real_finish(*args, **values)
 
-    monkeypatch.setattr(verification, "_finish", block_then_finish)
+    monkeypatch.setattr(scans, "_finish", block_then_finish)
     run_worker()
     upload = fresh(Upload, upload_id)
     assert (upload.status, upload.reason) == ("removed", "blocked_content")

@@ -257,13 +257,13 @@ def test_storage_down_during_scan_retries_and_serves_nothing(app, api, run_worke
 
 
 def _claim(upload_id, job_id):
-    from webapp.services.verification import _claim as claim
+    from webapp.services.scans import _claim as claim
 
     return claim(upload_id, job_id)
 
 
 def _run(upload_id, token):
-    from webapp.services.verification import _run_pipeline
+    from webapp.services.scans import _run_pipeline
 
     return _run_pipeline(row(upload_id), token)
 

@@ -53,7 +53,7 @@ def test_files_accepted_unscanned_say_so_and_are_scanned_once_a_scanner_is_confi
 
 def test_a_file_that_keeps_breaking_the_rescan_ends_quarantined_not_served(app, api, run_worker):
     from webapp.scanning.clamd import ScanAborted
-    from webapp.services.verification import rescan_upload
+    from webapp.services.scans import rescan_upload
 
     upload_id = api.upload(b"ordinary words")
     run_worker()

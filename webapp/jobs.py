@@ -52,15 +52,15 @@ def _upload_job(kind, service, upload_id, **kwargs):
 
 def scan_upload(upload_id):
     """Verify one upload and promote or refuse it (idempotent, safe to run twice)."""
-    from webapp.services.verification import verify_upload
+    from webapp.services.scans import scan_upload as scan
 
     job = get_current_job()
-    return _upload_job("scan", verify_upload, upload_id, job_id=job.id if job else None)
+    return _upload_job("scan", scan, upload_id, job_id=job.id if job else None)
 
 
 def rescan_upload(upload_id):
     """Scan a file accepted while scanning was off; quarantine it if clamd flags it."""
-    from webapp.services.verification import rescan_upload as rescan
+    from webapp.services.scans import rescan_upload as rescan
 
     return _upload_job("rescan", rescan, upload_id)
 

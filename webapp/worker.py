@@ -38,7 +38,7 @@ def warm_up():
     """Do once in the parent what every forked job would otherwise repeat (imports, clients, magic)."""
     from webapp import jobs  # noqa: F401
     from webapp.scanning.filetypes import sniff_type
-    from webapp.services import verification  # noqa: F401
+    from webapp.services import scans  # noqa: F401
     from webapp.storage import get_storage
 
     get_storage()  # the boto3 client: built before forking, no connection opened yet

@@ -14,8 +14,8 @@ from webapp.models.base import utcnow
 from webapp.reasons import reason_text
 from webapp.services import audit
 from webapp.services.refusals import Conflict, InvalidInput, NotFound
+from webapp.services.scans import ObjectChanged, Verdict, is_blocked, promote_quarantined
 from webapp.services.uploads import revoke_shares
-from webapp.services.verification import ObjectChanged, Verdict, is_blocked, promote_quarantined
 
 log = logging.getLogger(__name__)
 

@@ -142,7 +142,7 @@ def _finish(upload_id, token, **values):
     return bool(result.rowcount)
 
 
-def verify_upload(upload_id, job_id=None):
+def scan_upload(upload_id, job_id=None):
     """Scan one upload end to end; returns the final status, or None if nothing was to be done.
 
     Transient failures (S3, clamd) raise so that RQ retries the job; the row stays unserved.
