@@ -25,6 +25,11 @@ REMOVABLE = (UploadStatus.AVAILABLE.value, UploadStatus.QUARANTINED.value, Uploa
 MIN_REASON = 3
 
 
+def _audit(action, admin, target_type, target_id, reason, ip, **details):
+    """Record an admin's action and why (the caller commits it with the action)."""
+    audit.record(action, admin, target_type, target_id, reason=reason, details=details or None, ip=ip)
+
+
 def _reason(text):
     text = (text or "").strip()
     if not MIN_REASON <= len(text) <= 1000:
@@ -121,15 +126,7 @@ def approve(admin, upload_id, reason, ip=None):
     elif not (upload.status == UploadStatus.AVAILABLE.value and _has_open_reports(upload.id)):
         raise Conflict("Only quarantined or reported files can be approved.", "not_flagged")
     _resolve_reports(upload.id, "approved")
-    audit.record(
-        "approve",
-        admin,
-        "upload",
-        upload.id,
-        reason=reason,
-        details={"status": upload.status, "signature": upload.signature},
-        ip=ip,
-    )
+    _audit("approve", admin, "upload", upload.id, reason, ip, status=upload.status, signature=upload.signature)
     db.session.commit()
     db.session.refresh(upload)
     if upload.status == UploadStatus.AVAILABLE.value and upload.file_key:
@@ -182,15 +179,7 @@ def remove(admin, upload_id, reason, ip=None):
         db.session.rollback()
         raise Conflict("This file changed meanwhile (its owner may have deleted it); reload the page.", "state_changed")
     keys, revoked = taken
-    audit.record(
-        "remove",
-        admin,
-        "upload",
-        upload.id,
-        reason=reason,
-        details={"owner_id": upload.user_id, "shares_revoked": revoked},
-        ip=ip,
-    )
+    _audit("remove", admin, "upload", upload.id, reason, ip, owner_id=upload.user_id, shares_revoked=revoked)
     db.session.commit()
     _delete_objects(*keys)
     return upload
@@ -211,15 +200,7 @@ def block_content(admin, upload_id, reason, ip=None):
         if taken is not None:
             keys += taken[0]
             removed.append(match.id)
-    audit.record(
-        "block_content",
-        admin,
-        "upload",
-        upload.id,
-        reason=reason,
-        details={"sha256": upload.sha256, "removed": removed},
-        ip=ip,
-    )
+    _audit("block_content", admin, "upload", upload.id, reason, ip, sha256=upload.sha256, removed=removed)
     db.session.commit()
     _delete_objects(*keys)
     return removed
@@ -259,15 +240,7 @@ def ban(admin, user_id, reason, ip=None):
     )
     for upload in pending:
         upload.status = UploadStatus.DELETED.value
-    audit.record(
-        "ban",
-        admin,
-        "user",
-        user.id,
-        reason=reason,
-        details={"email": user.email, "pending_cancelled": len(pending)},
-        ip=ip,
-    )
+    _audit("ban", admin, "user", user.id, reason, ip, email=user.email, pending_cancelled=len(pending))
     db.session.commit()
     _cancel_pending(pending)
     return user
@@ -292,7 +265,7 @@ def unban(admin, user_id, reason, ip=None):
     reason = _reason(reason)
     user = _user(user_id)
     user.is_banned = False
-    audit.record("unban", admin, "user", user.id, reason=reason, details={"email": user.email}, ip=ip)
+    _audit("unban", admin, "user", user.id, reason, ip, email=user.email)
     db.session.commit()
     return user
 
@@ -305,14 +278,8 @@ def set_quota(admin, user_id, quota_bytes, reason, ip=None):
         raise InvalidInput("The quota must be a whole number of bytes.", "invalid_quota")
     before = user.quota_bytes
     user.quota_bytes = quota_bytes
-    audit.record(
-        "quota_changed",
-        admin,
-        "user",
-        user.id,
-        reason=reason,
-        details={"email": user.email, "from": before, "to": quota_bytes},
-        ip=ip,
+    _audit(
+        "quota_changed", admin, "user", user.id, reason, ip, **{"email": user.email, "from": before, "to": quota_bytes}
     )
     db.session.commit()
     return user
@@ -323,5 +290,5 @@ def retry_job(admin, job_id, reason, ip=None):
     reason = _reason(reason)
     if not isinstance(job_id, str) or len(job_id) > 200 or not queue.retry_failed(job_id):
         raise Conflict("That job is not in a failed registry any more.", "not_failed")
-    audit.record("job_retried", admin, "job", job_id, reason=reason, ip=ip)
+    _audit("job_retried", admin, "job", job_id, reason, ip)
     db.session.commit()
