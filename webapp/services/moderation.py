@@ -1,7 +1,10 @@
 """Moderation: the queue of flagged files and what an admin does about them, each action audited."""
 
+import hashlib
 import logging
+import secrets
 
+from flask import current_app
 from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -12,9 +15,10 @@ from webapp.extensions import db
 from webapp.models import BlockedHash, Report, Upload, UploadStatus, User
 from webapp.models.base import utcnow
 from webapp.reasons import reason_text
+from webapp.scanning.filetypes import RASTER_IMAGES
 from webapp.services import audit
 from webapp.services.refusals import Conflict, InvalidInput, NotFound
-from webapp.services.scans import ObjectChanged, Verdict, is_blocked, promote_quarantined
+from webapp.services.scans import ObjectChanged, Verdict, content_checks, is_blocked
 from webapp.services.uploads import revoke_shares
 
 log = logging.getLogger(__name__)
@@ -106,7 +110,7 @@ def approve(admin, upload_id, reason, ip=None):
         raise Conflict("These bytes are on the block list; they cannot be approved.", "blocked_content")
     if upload.status == UploadStatus.QUARANTINED.value:
         try:
-            if not promote_quarantined(upload.id):
+            if not _promote_quarantined(upload.id):
                 raise Conflict("This file changed state meanwhile; reload the page.", "state_changed")
         except ObjectChanged:
             db.session.rollback()
@@ -132,6 +136,65 @@ def approve(admin, upload_id, reason, ip=None):
     if upload.status == UploadStatus.AVAILABLE.value and upload.file_key:
         _delete_objects(upload.incoming_key)
     return upload
+
+
+def _promote_quarantined(upload_id):
+    """Serve a quarantined upload a moderator judged clean: the scanned copy becomes available.
+
+    The checks the malware verdict pre-empted run first (a Verdict raised here means the file cannot
+    be approved). Uploads quarantined before scanned copies were kept still have only the browser's
+    object: it is copied, and its SHA-256 must be the one scanned (ObjectChanged otherwise).
+    """
+    upload = db.session.get(Upload, upload_id)
+    if upload is None or upload.status != UploadStatus.QUARANTINED.value or not upload.sha256:
+        return False
+    config = current_app.config
+    storage = store.get_storage()
+    run = secrets.token_hex(8)
+    own_keys = []
+    try:
+        key = upload.file_key or _copy_scanned_bytes(upload, storage, config, run, own_keys)
+        data = None
+        if upload.detected_type in RASTER_IMAGES or upload.detected_type == "application/pdf":
+            data = b"".join(storage.iter_chunks(key))
+        own_keys.append(content_checks(upload, upload.detected_type, data, storage, config, run))
+        result = db.session.execute(
+            update(Upload)
+            .where(Upload.id == upload_id, Upload.status == UploadStatus.QUARANTINED.value)
+            .values(
+                status=UploadStatus.AVAILABLE.value,
+                file_key=key,
+                thumbnail_key=own_keys[-1],
+                reason="approved_by_moderator",
+                updated_at=utcnow(),
+            )
+        )
+    except BaseException:
+        storage.delete(*own_keys)
+        raise
+    if not result.rowcount:
+        db.session.rollback()
+        storage.delete(*own_keys)
+        return False
+    if upload.thumbnail_key and upload.thumbnail_key != own_keys[-1]:
+        storage.delete(upload.thumbnail_key)  # a preview made before a rescan quarantined it
+    return True
+
+
+def _copy_scanned_bytes(upload, storage, config, run, own_keys):
+    """Copy the browser's object to a private key and prove by SHA-256 that it holds the scanned bytes."""
+    key = store.file_key(upload.user_id, upload.id, run, config["ALLOWED_TYPES"].get(upload.detected_type, "bin"))
+    own_keys.append(key)
+    try:
+        storage.copy(upload.incoming_key, key, upload.etag, upload.detected_type)
+    except (store.PreconditionFailed, store.ObjectMissing):
+        raise ObjectChanged() from None
+    digest = hashlib.sha256()
+    for chunk in storage.iter_chunks(key):
+        digest.update(chunk)
+    if digest.hexdigest() != upload.sha256:
+        raise ObjectChanged()
+    return key
 
 
 def _has_open_reports(upload_id):

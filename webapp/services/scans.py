@@ -352,7 +352,7 @@ def _inspect(upload, storage, config, token, held):
         # Kept with its hash: a moderator may approve it, or block the content.
         raise Verdict(UploadStatus.QUARANTINED, "malware", signature=signature[:255], **values)
     try:
-        values["thumbnail_key"] = _content_checks(upload, detected, held_bytes, storage, config, token)
+        values["thumbnail_key"] = content_checks(upload, detected, held_bytes, storage, config, token)
     except Verdict as verdict:
         verdict.values.update(values)
         raise
@@ -362,7 +362,7 @@ def _inspect(upload, storage, config, token, held):
     return values
 
 
-def _content_checks(upload, detected, data, storage, config, run):
+def content_checks(upload, detected, data, storage, config, run):
     """The checks that follow the malware verdict: PDF active content and image sanity.
 
     Returns the key of the preview rebuilt from an image's pixels (None for other types), or raises
@@ -453,62 +453,3 @@ def _rescan_stream(upload, config):
     if digest.hexdigest() != upload.sha256:
         raise store.StorageError("the stored file is not the one accepted")
     return signature
-
-
-def promote_quarantined(upload_id):
-    """Serve a quarantined upload a moderator judged clean: the scanned copy becomes available.
-
-    The checks the malware verdict pre-empted run first (a Verdict raised here means the file cannot
-    be approved). Uploads quarantined before scanned copies were kept still have only the browser's
-    object: it is copied, and its SHA-256 must be the one scanned (ObjectChanged otherwise).
-    """
-    upload = db.session.get(Upload, upload_id)
-    if upload is None or upload.status != UploadStatus.QUARANTINED.value or not upload.sha256:
-        return False
-    config = current_app.config
-    storage = store.get_storage()
-    run = secrets.token_hex(8)
-    own_keys = []
-    try:
-        key = upload.file_key or _copy_scanned_bytes(upload, storage, config, run, own_keys)
-        data = None
-        if upload.detected_type in RASTER_IMAGES or upload.detected_type == "application/pdf":
-            data = b"".join(storage.iter_chunks(key))
-        own_keys.append(_content_checks(upload, upload.detected_type, data, storage, config, run))
-        result = db.session.execute(
-            update(Upload)
-            .where(Upload.id == upload_id, Upload.status == UploadStatus.QUARANTINED.value)
-            .values(
-                status=UploadStatus.AVAILABLE.value,
-                file_key=key,
-                thumbnail_key=own_keys[-1],
-                reason="approved_by_moderator",
-                updated_at=utcnow(),
-            )
-        )
-    except BaseException:
-        storage.delete(*own_keys)
-        raise
-    if not result.rowcount:
-        db.session.rollback()
-        storage.delete(*own_keys)
-        return False
-    if upload.thumbnail_key and upload.thumbnail_key != own_keys[-1]:
-        storage.delete(upload.thumbnail_key)  # a preview made before a rescan quarantined it
-    return True
-
-
-def _copy_scanned_bytes(upload, storage, config, run, own_keys):
-    """Copy the browser's object to a private key and prove by SHA-256 that it holds the scanned bytes."""
-    key = store.file_key(upload.user_id, upload.id, run, config["ALLOWED_TYPES"].get(upload.detected_type, "bin"))
-    own_keys.append(key)
-    try:
-        storage.copy(upload.incoming_key, key, upload.etag, upload.detected_type)
-    except (store.PreconditionFailed, store.ObjectMissing):
-        raise ObjectChanged() from None
-    digest = hashlib.sha256()
-    for chunk in storage.iter_chunks(key):
-        digest.update(chunk)
-    if digest.hexdigest() != upload.sha256:
-        raise ObjectChanged()
-    return key
