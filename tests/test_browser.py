@@ -19,6 +19,15 @@ pytest_plugins = ["tests.browser_support"]  # live_server, worker, browser, tab
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
+def expect_verdict(row, transfer, status, message):
+    """The listing row's badge and the widget's transfer both reach status, with message."""
+    badge = row.locator('[data-role="status"]')
+    expect(badge).to_have_text(status, timeout=VERDICT_TIMEOUT)
+    expect(badge).to_have_class(f"badge status-{status}")
+    expect(transfer).to_have_attribute("data-state", status)
+    expect(transfer.locator('[data-role="message"]')).to_have_text(message)
+
+
 def test_dropped_file_uploads_with_progress_and_becomes_available(worker, tab, user, tmp_path):
     page = tab.page
     data = b"".join(b"line %06d of a plain text file that is a few hundred KB long\n" % n for n in range(6000))
@@ -36,11 +45,7 @@ def test_dropped_file_uploads_with_progress_and_becomes_available(worker, tab, u
     page.wait_for_function("(bar) => bar.value === bar.max", arg=bar.element_handle())
     row = page.locator("#files tr[data-upload-id]")
     expect(row).to_have_count(1)
-    badge = row.locator('[data-role="status"]')
-    expect(badge).to_have_text("available", timeout=VERDICT_TIMEOUT)
-    expect(badge).to_have_class("badge status-available")
-    expect(transfer).to_have_attribute("data-state", "available")
-    expect(transfer.locator('[data-role="message"]')).to_have_text("Ready.")
+    expect_verdict(row, transfer, "available", "Ready.")
     expect(row.locator('[data-role="download"]')).to_be_visible()
     expect(row.locator("td").nth(2)).to_have_text("text/plain")
     expect(page.locator("#no-files")).to_have_count(0)
@@ -79,11 +84,7 @@ def test_refused_files_say_why_and_malware_ends_quarantined(worker, tab, user, t
     row = page.locator("#files tr[data-upload-id]")
     expect(row).to_have_count(1)  # only the EICAR file reached the server
     expect(row.locator("a").first).to_have_text("eicar.txt")
-    badge = row.locator('[data-role="status"]')
-    expect(badge).to_have_text("quarantined", timeout=VERDICT_TIMEOUT)
-    expect(badge).to_have_class("badge status-quarantined")
-    expect(eicar).to_have_attribute("data-state", "quarantined")
-    expect(eicar.locator('[data-role="message"]')).to_have_text("Quarantined: malware was found.")
+    expect_verdict(row, eicar, "quarantined", "Quarantined: malware was found.")
     expect(row.locator('[data-role="download"]')).to_be_hidden()
 
     assert len(api_posts) == 1  # the HTML file was refused before anything was signed

@@ -223,11 +223,19 @@ class TestScanMemoryLimit:
 # --- Redis stopped when complete is called ---
 
 
-@pytest.fixture
-def own_redis(tmp_path_factory):
-    """A redis-server of this test's own, which the test may stop and start again on the same port."""
-    with Restartable(localservices.start_redis, tmp_path_factory.mktemp("redis")) as redis:
-        yield redis
+def restartable(start, name):
+    """A fixture: a server of this test's own (start's), which the test may stop and start again on
+    the same port."""
+
+    @pytest.fixture
+    def service(tmp_path_factory):
+        with Restartable(start, tmp_path_factory.mktemp(name)) as running:
+            yield running
+
+    return service
+
+
+own_redis = restartable(localservices.start_redis, "redis")
 
 
 class TestRedisDown:
@@ -260,10 +268,7 @@ class TestRedisDown:
 # --- clamd stopped ---
 
 
-@pytest.fixture
-def own_clamd(tmp_path_factory):
-    with Restartable(localservices.start_clamd, tmp_path_factory.mktemp("clamd")) as clamd:
-        yield clamd
+own_clamd = restartable(localservices.start_clamd, "clamd")
 
 
 class TestClamdDown:

@@ -1,4 +1,5 @@
-"""Domain errors; webapp.errors turns them into HTTP responses."""
+"""The refusals services raise (a code, a message, an HTTP status); webapp.errors turns them into
+pages or JSON."""
 
 
 class ServiceError(Exception):
@@ -17,11 +18,15 @@ class ServiceError(Exception):
 
 
 class InvalidInput(ServiceError):
+    """The request is well formed but its values are not acceptable."""
+
     status = 422
     code = "invalid"
 
 
 class NotFound(ServiceError):
+    """No such thing, or not the caller's: the two are never told apart."""
+
     status = 404
     code = "not_found"
 
@@ -30,11 +35,15 @@ class NotFound(ServiceError):
 
 
 class Conflict(ServiceError):
+    """The thing is not in a state that allows this (it may have changed meanwhile)."""
+
     status = 409
     code = "conflict"
 
 
 class TooLarge(ServiceError):
+    """Over a size, quota or count limit."""
+
     status = 413
     code = "too_large"
 
