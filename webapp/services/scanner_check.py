@@ -91,12 +91,12 @@ def nested_archive(depth=ALERT_DEPTH):
 def judge_alert_reply(reply):
     """True when clamd either found EICAR deep down or said it stopped short (AlertExceedsMax)."""
     try:
-        name = parse_instream_reply(reply)
+        parse_instream_reply(reply)
     except ScanLimitsExceeded:
         return True
     except (ScanIncomplete, ScanAborted):
         return False
-    return name is not None and "eicar" in name.lower()
+    return judge_reply(reply)
 
 
 def judge_reply(reply):
