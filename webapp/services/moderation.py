@@ -18,7 +18,7 @@ from webapp.reasons import reason_text
 from webapp.scanning.filetypes import RASTER_IMAGES
 from webapp.services import audit
 from webapp.services.refusals import Conflict, InvalidInput, NotFound
-from webapp.services.scans import ObjectChanged, Verdict, content_checks, is_blocked
+from webapp.services.scans import ObjectChanged, content_checks, is_blocked
 from webapp.services.uploads import revoke_shares
 
 log = logging.getLogger(__name__)
@@ -117,13 +117,6 @@ def approve(admin, upload_id, reason, ip=None):
             raise Conflict(
                 "The stored bytes are no longer the ones scanned; the file cannot be approved.", "object_changed"
             ) from None
-        except Verdict as verdict:
-            # The scanner's flag may be a false positive; the checks it pre-empted still apply.
-            db.session.rollback()
-            raise Conflict(
-                f"The file also fails another check, so it cannot be approved: {reason_text(verdict.reason)}",
-                verdict.reason,
-            ) from None
         except store.StorageError:
             db.session.rollback()
             raise Conflict("File storage is unreachable; try again shortly.", "storage_unavailable") from None
@@ -141,9 +134,9 @@ def approve(admin, upload_id, reason, ip=None):
 def _promote_quarantined(upload_id):
     """Serve a quarantined upload a moderator judged clean: the scanned copy becomes available.
 
-    The checks the malware verdict pre-empted run first (a Verdict raised here means the file cannot
-    be approved). Uploads quarantined before scanned copies were kept still have only the browser's
-    object: it is copied, and its SHA-256 must be the one scanned (ObjectChanged otherwise).
+    The checks the malware verdict pre-empted run first (Conflict when the file fails one). Uploads
+    quarantined before scanned copies were kept still have only the browser's object: it is copied,
+    and its SHA-256 must be the one scanned (ObjectChanged otherwise).
     """
     upload = db.session.get(Upload, upload_id)
     if upload is None or upload.status != UploadStatus.QUARANTINED.value or not upload.sha256:
@@ -157,7 +150,14 @@ def _promote_quarantined(upload_id):
         data = None
         if upload.detected_type in RASTER_IMAGES or upload.detected_type == "application/pdf":
             data = b"".join(storage.iter_chunks(key))
-        own_keys.append(content_checks(upload, upload.detected_type, data, storage, config, run))
+        refusal, preview = content_checks(upload, upload.detected_type, data, storage, config, run)
+        if refusal:
+            # The scanner's flag may be a false positive; the checks it pre-empted still apply.
+            raise Conflict(
+                f"The file also fails another check, so it cannot be approved: {reason_text(refusal.reason)}",
+                refusal.reason,
+            )
+        own_keys.append(preview)
         result = db.session.execute(
             update(Upload)
             .where(Upload.id == upload_id, Upload.status == UploadStatus.QUARANTINED.value)

@@ -3,6 +3,7 @@
 import hashlib
 import logging
 import secrets
+from dataclasses import dataclass, field
 
 from flask import current_app
 from redis.exceptions import RedisError
@@ -34,16 +35,34 @@ class ObjectChanged(Exception):
     """The incoming object was rewritten while it was being scanned."""
 
 
-class Verdict(Exception):
-    """A final refusal: status and reason, plus what was learnt about the bytes (signature, hash)."""
+@dataclass
+class Verdict:
+    """The outcome of a scan: a status, the reason for a refusal, and the columns to record."""
 
-    def __init__(self, status, reason, **values):
-        super().__init__(reason)
-        self.status, self.reason, self.values = status, reason, values
+    status: UploadStatus
+    reason: str | None = None
+    values: dict = field(default_factory=dict)
 
 
-def _reject(reason):
-    return Verdict(UploadStatus.REJECTED, reason)
+def _reject(reason, **values):
+    return Verdict(UploadStatus.REJECTED, reason, values)
+
+
+@dataclass
+class _Run:
+    """One run of the pipeline over one upload: what its steps learn, in the order they learn it."""
+
+    upload: Upload
+    storage: store.Storage
+    config: dict
+    token: str
+    held: dict = field(default_factory=dict)  # the keys this run wrote: the scanned copy, then the preview
+    key: str | None = None  # the private copy every check reads
+    head: dict | None = None
+    detected: str | None = None
+    data: bytearray | None = None  # the bytes, for the checks made in memory (images, PDFs)
+    signature: str | None = None
+    values: dict = field(default_factory=dict)  # the columns learnt from the bytes
 
 
 def _claim(upload_id, job_id):
@@ -185,43 +204,50 @@ def scan_upload(upload_id, job_id=None):
 
 
 def _run_pipeline(upload, token):
-    config = current_app.config
-    storage = store.get_storage()
-    held = {}  # the keys this run wrote: the scanned copy, then the preview
+    run = _Run(upload, store.get_storage(), current_app.config, token)
     try:
-        values = _inspect(upload, storage, config, token, held)
-    except Verdict as verdict:
-        # A quarantined file keeps its scanned copy, unserved, for a moderator to approve or remove.
-        keep = verdict.status == UploadStatus.QUARANTINED and held.get("file_key")
-        if keep:
-            verdict.values["file_key"] = keep
-        finished = _finish(upload.id, token, status=verdict.status.value, reason=verdict.reason, **verdict.values)
-        storage.delete(*(k for k in held.values() if not (finished and k == keep)))
-        if finished:
-            storage.delete(upload.incoming_key)  # the verdict is on the copy: the original is not needed
-            _remove_other_runs(upload, storage, keep=[keep])
-        log.info("upload %s %s: %s", upload.id, verdict.status.value, verdict.reason)
-        return verdict.status
+        verdict = _inspect(run)
     except BaseException as exc:
-        storage.delete(*held.values())
+        run.storage.delete(*run.held.values())
         if isinstance(exc, store.PreconditionFailed):
             raise ObjectChanged() from None
         if isinstance(exc, store.ObjectMissing):
             _finish(upload.id, token, status=UploadStatus.REJECTED.value, reason="object_missing")
             return UploadStatus.REJECTED
         raise
+    if verdict.status == UploadStatus.AVAILABLE:
+        return _promote(run, verdict)
+    return _refuse(run, verdict)
 
-    values.update(status=UploadStatus.AVAILABLE.value, reason=None)
-    if not _finish(upload.id, token, **values):
-        storage.delete(*held.values())  # another run owns the row now
+
+def _promote(run, verdict):
+    """Serve the scanned copy: record the verdict, then remove the browser's object and older runs."""
+    upload, storage, keys = run.upload, run.storage, list(run.held.values())
+    if not _finish(upload.id, run.token, status=verdict.status.value, reason=None, **verdict.values):
+        storage.delete(*keys)  # another run owns the row now
         return None
     storage.delete(upload.incoming_key)
-    _remove_other_runs(upload, storage, keep=list(held.values()))
-    if is_blocked(values["sha256"]):
+    _remove_other_runs(upload, storage, keep=keys)
+    if is_blocked(verdict.values["sha256"]):
         # A moderator blocked these bytes while this scan ran (after its check): take it down.
-        _take_down_blocked(upload.id, list(held.values()))
+        _take_down_blocked(upload.id, keys)
         return UploadStatus.REMOVED
     return UploadStatus.AVAILABLE
+
+
+def _refuse(run, verdict):
+    """Record a refusal; a quarantined file keeps its scanned copy, unserved, for a moderator."""
+    upload, storage = run.upload, run.storage
+    keep = verdict.status == UploadStatus.QUARANTINED and run.held.get("file_key")
+    if keep:
+        verdict.values["file_key"] = keep
+    finished = _finish(upload.id, run.token, status=verdict.status.value, reason=verdict.reason, **verdict.values)
+    storage.delete(*(k for k in run.held.values() if not (finished and k == keep)))
+    if finished:
+        storage.delete(upload.incoming_key)  # the verdict is on the copy: the original is not needed
+        _remove_other_runs(upload, storage, keep=[keep])
+    log.info("upload %s %s: %s", upload.id, verdict.status.value, verdict.reason)
+    return verdict.status
 
 
 def _remove_other_runs(upload, storage, keep):
@@ -246,142 +272,194 @@ def _take_down_blocked(upload_id, keys):
         store.get_storage().delete(*keys)
 
 
+def _inspect(run):
+    """Run every check on a private copy of the upload, in order; the first refusal is the verdict."""
+    steps = (
+        _hold_copy,
+        _check_archive,
+        _check_memory_caps,
+        _stream_through_scanner,
+        _check_block_list,
+        _check_malware,
+        _check_content,
+    )
+    for step in steps:
+        verdict = step(run)
+        if verdict is not None:
+            return verdict
+    return Verdict(UploadStatus.AVAILABLE, None, dict(run.values, file_key=run.key))
+
+
 def _check_size(size, upload, config):
-    """Refuse an object whose size is not the one signed, or over the limits."""
+    """A refusal for an object whose size is not the one signed, or over the limits."""
     if size > config["MAX_UPLOAD_BYTES"]:
-        raise _reject("too_large")
+        return _reject("too_large")
     if size > config["SCANNER_MAX_BYTES"]:
         # Past what clamd is configured (and checked) to read whole: never streamed.
-        raise _reject("too_large_to_scan")
+        return _reject("too_large_to_scan")
     if size != upload.size:
-        raise _reject("size_mismatch")
+        return _reject("size_mismatch")
+    return None
 
 
 def _check_type(first_bytes, upload, config):
-    """The allowed type libmagic finds in the first bytes, consistent with the declared one."""
+    """(effective type, None) for an allowed type consistent with the declared one; else (None, refusal)."""
     detected = sniff_type(first_bytes)
     if detected not in config["ALLOWED_TYPES"]:
-        raise Verdict(UploadStatus.REJECTED, "type_not_allowed", detected_type=detected[:127])
+        return None, _reject("type_not_allowed", detected_type=detected[:127])
     if not types_consistent(upload.declared_type, detected):
-        raise Verdict(UploadStatus.REJECTED, "type_mismatch", detected_type=detected[:127])
-    return effective_type(upload.declared_type, detected)
+        return None, _reject("type_mismatch", detected_type=detected[:127])
+    return effective_type(upload.declared_type, detected), None
 
 
-def _hold_copy(upload, storage, config, token, held):
-    """Copy the upload to a key no upload URL can write; returns (key, its HEAD, detected type).
+def _hold_copy(run):
+    """Copy the upload to a key no upload URL can write, and learn its HEAD and type from the copy.
 
     Every later check reads this copy, and serving it is what promotion means: the bytes served are
     exactly the bytes scanned, whatever the browser writes to incoming/ meanwhile. An ETag is an MD5
     that a same-length collision can match, so no comparison of ETags could promise that.
     """
+    upload, storage, config = run.upload, run.storage, run.config
     head = storage.head(upload.incoming_key)
-    _check_size(head["size"], upload, config)  # cheap refusals before any copy
-    detected = _check_type(storage.read_range(upload.incoming_key, 0, SNIFF_BYTES, etag=head["etag"]), upload, config)
-    key = held["file_key"] = store.file_key(upload.user_id, upload.id, token, config["ALLOWED_TYPES"][detected])
+    refusal = _check_size(head["size"], upload, config)  # cheap refusals before any copy
+    if refusal:
+        return refusal
+    first_bytes = storage.read_range(upload.incoming_key, 0, SNIFF_BYTES, etag=head["etag"])
+    detected, refusal = _check_type(first_bytes, upload, config)
+    if refusal:
+        return refusal
+    key = run.held["file_key"] = store.file_key(upload.user_id, upload.id, run.token, config["ALLOWED_TYPES"][detected])
     storage.copy(upload.incoming_key, key, head["etag"], detected)
     head = storage.head(key)
-    _check_size(head["size"], upload, config)
-    if _check_type(storage.read_range(key, 0, SNIFF_BYTES, etag=head["etag"]), upload, config) != detected:
+    refusal = _check_size(head["size"], upload, config)
+    if refusal:
+        return refusal
+    copied_type, refusal = _check_type(storage.read_range(key, 0, SNIFF_BYTES, etag=head["etag"]), upload, config)
+    if refusal:
+        return refusal
+    if copied_type != detected:
         raise ObjectChanged()  # rewritten between the first look and the copy: its key has the wrong type
-    return key, head, detected
+    run.key, run.head, run.detected = key, head, detected
+    return None
 
 
-def _inspect(upload, storage, config, token, held):
-    """Run every check on a private copy of the upload; returns the columns to set, or raises Verdict."""
-    key, head, detected = _hold_copy(upload, storage, config, token, held)
-    etag = head["etag"]
+def _check_archive(run):
+    """A ZIP's directory, read by ranges: entry count, expanded size and ratio within the limits."""
+    if run.detected != "application/zip":
+        return None
+    config = run.config
+    try:
+        check_zip(
+            run.storage.open_ranged(run.key, run.head["size"], run.head["etag"]),
+            config["ZIP_MAX_ENTRIES"],
+            config["ZIP_MAX_TOTAL_BYTES"],
+            config["ZIP_MAX_RATIO"],
+            max_directory_bytes=config["ZIP_MAX_DIRECTORY_BYTES"],
+        )
+    except ArchiveRejected as exc:
+        return _reject(exc.reason, detected_type=run.detected)
+    return None
 
-    if detected == "application/zip":
-        try:
-            check_zip(
-                storage.open_ranged(key, head["size"], etag),
-                config["ZIP_MAX_ENTRIES"],
-                config["ZIP_MAX_TOTAL_BYTES"],
-                config["ZIP_MAX_RATIO"],
-                max_directory_bytes=config["ZIP_MAX_DIRECTORY_BYTES"],
-            )
-        except ArchiveRejected as exc:
-            raise Verdict(UploadStatus.REJECTED, exc.reason, detected_type=detected) from None
 
-    is_image = detected in RASTER_IMAGES
-    if is_image and head["size"] > config["MAX_IMAGE_BYTES"]:
-        raise _reject("image_too_large")
-    check_pdf_content = detected == "application/pdf" and config["PDF_ACTIVE_CONTENT"] != "allow"
-    if check_pdf_content and head["size"] > config["MAX_PDF_BYTES"]:
-        raise _reject("pdf_too_large_to_check")
+def _holds_in_memory(detected, config):
+    """Images and PDFs (when their active content is checked) are checked in memory."""
+    return detected in RASTER_IMAGES or (detected == "application/pdf" and config["PDF_ACTIVE_CONTENT"] != "allow")
+
+
+def _check_memory_caps(run):
+    """Refuse a file checked in memory past its cap, before any byte of it is read."""
+    if not _holds_in_memory(run.detected, run.config):
+        return None
+    if run.detected in RASTER_IMAGES:
+        return _reject("image_too_large") if run.head["size"] > run.config["MAX_IMAGE_BYTES"] else None
+    return _reject("pdf_too_large_to_check") if run.head["size"] > run.config["MAX_PDF_BYTES"] else None
+
+
+def _stream_through_scanner(run):
+    """Stream the copy once through clamd (when configured) and SHA-256, holding it if checked in memory."""
+    config, etag = run.config, run.head["etag"]
     digest = hashlib.sha256()
-    # Images and PDFs are checked in memory (both capped above); everything else only streams.
-    held_bytes = bytearray() if is_image or check_pdf_content else None
+    run.data = bytearray() if _holds_in_memory(run.detected, config) else None
     received = 0
 
     def chunks():
         nonlocal received
-        for chunk in storage.iter_chunks(key, etag=etag):
+        for chunk in run.storage.iter_chunks(run.key, etag=etag):
             received += len(chunk)
             digest.update(chunk)
-            if held_bytes is not None:
-                held_bytes.extend(chunk)
+            if run.data is not None:
+                run.data.extend(chunk)
             yield chunk
 
-    signature = None
     if config["SCANNER"] == "clamd":
         client = ClamdClient(config["CLAMD_URL"], timeout=config["CLAMD_TIMEOUT"])
         try:
-            signature = client.scan_stream(chunks())
+            run.signature = client.scan_stream(chunks())
         except ScanLimitsExceeded:
-            raise _reject("scan_limits_exceeded") from None
+            return _reject("scan_limits_exceeded")
         except ScanIncomplete:
-            raise _reject("scan_incomplete") from None
+            return _reject("scan_incomplete")
     else:
         for _ in chunks():
             pass
-    if received != head["size"]:
+    if received != run.head["size"]:
         raise store.StorageError("the object's stream ended early")
-
-    values = {
+    run.values = {
         "etag": etag,
         "sha256": digest.hexdigest(),
-        "detected_type": detected,
+        "detected_type": run.detected,
         # accepted without a malware scan (SCANNER=disabled): scanned once a scanner is configured
         "unscanned": config["SCANNER"] != "clamd",
     }
-    if is_blocked(values["sha256"]):
-        # Before the malware verdict: blocked bytes are refused outright, never queued for approval.
-        raise Verdict(UploadStatus.REJECTED, "blocked_content", signature=signature and signature[:255], **values)
-    if signature:
-        # Kept with its hash: a moderator may approve it, or block the content.
-        raise Verdict(UploadStatus.QUARANTINED, "malware", signature=signature[:255], **values)
-    try:
-        values["thumbnail_key"] = content_checks(upload, detected, held_bytes, storage, config, token)
-    except Verdict as verdict:
-        verdict.values.update(values)
-        raise
-    if values["thumbnail_key"]:
-        held["thumbnail_key"] = values["thumbnail_key"]
-    values["file_key"] = key
-    return values
+    return None
+
+
+def _check_block_list(run):
+    """Blocked bytes are refused outright, before the malware verdict: never queued for approval."""
+    if not is_blocked(run.values["sha256"]):
+        return None
+    return _reject("blocked_content", signature=run.signature and run.signature[:255], **run.values)
+
+
+def _check_malware(run):
+    """A file clamd flags is quarantined, kept with its hash: a moderator may approve it or block it."""
+    if not run.signature:
+        return None
+    return Verdict(UploadStatus.QUARANTINED, "malware", dict(run.values, signature=run.signature[:255]))
+
+
+def _check_content(run):
+    """PDF active content and image sanity; an image's preview is rebuilt from its pixels."""
+    refusal, preview = content_checks(run.upload, run.detected, run.data, run.storage, run.config, run.token)
+    if refusal:
+        refusal.values.update(run.values)
+        return refusal
+    run.values["thumbnail_key"] = preview
+    if preview:
+        run.held["thumbnail_key"] = preview
+    return None
 
 
 def content_checks(upload, detected, data, storage, config, run):
     """The checks that follow the malware verdict: PDF active content and image sanity.
 
-    Returns the key of the preview rebuilt from an image's pixels (None for other types), or raises
-    a rejecting Verdict.
+    Returns (refusal, preview key): a rejecting Verdict and None, or None and the key of the
+    preview rebuilt from an image's pixels (None for other types).
     """
     if detected == "application/pdf" and config["PDF_ACTIVE_CONTENT"] != "allow":
         try:
             check_pdf(bytes(data), config["PDF_MAX_OBJECTS"], config["PDF_CHECK_SECONDS"])
         except PdfRejected as exc:
-            raise _reject(exc.reason) from None
+            return _reject(exc.reason), None
     if detected not in RASTER_IMAGES:
-        return None
+        return None, None
     try:
         thumbnail = check_image(bytes(data), config["MAX_IMAGE_PIXELS"], config["THUMBNAIL_SIZE"])
     except ImageRejected as exc:
-        raise _reject(exc.reason) from None
+        return _reject(exc.reason), None
     key = store.thumbnail_key(upload.user_id, upload.id, run)
     storage.put(key, thumbnail, "image/png")
-    return key
+    return None, key
 
 
 def rescan_upload(upload_id):
