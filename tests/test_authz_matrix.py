@@ -78,6 +78,7 @@ MATRIX = [
     Row("GET", "/files/{available}/download", "login s3 404 login s3"),
     Row("GET", "/files/{quarantined}/download", "login 404 404 login 404"),
     Row("GET", "/files/{available}/preview", "login s3 404 login s3"),
+    Row("GET", "/files/{available}/row", "login 200 404 login 404", note="the listing is the owner's own"),
     Row("GET", "/files/{quarantined}/preview", "login 404 404 login 404"),
     Row("GET", "/files/{available}/delete", "login 200 404 login 404"),
     Row("POST", "/files/{available}/delete", "login ->/files 404 login 404", changes="owner"),

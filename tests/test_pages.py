@@ -93,6 +93,20 @@ def test_listing_shows_badges_and_polls_in_flight(app, api, user):
     assert html.count("data-poll-url=") == 1
 
 
+def test_widget_row_is_the_listing_row(app, api, user):
+    """The upload widget's new row (files.row) is the very markup the listing renders for that file."""
+    (upload,) = add_uploads(user, 1, status="scanning")
+    upload.filename, in_flight = "<b>late</b>.txt", upload.id
+    db.session.commit()
+    page = api.get("/files").get_data(as_text=True)
+    fragment = api.get(f"/files/{in_flight}/row")
+    assert fragment.status_code == 200
+    row = fragment.get_data(as_text=True).strip()
+    assert row.startswith(f'<tr data-upload-id="{in_flight}"') and row.endswith("</tr>")
+    assert row in page
+    assert "&lt;b&gt;late&lt;/b&gt;.txt" in row and "data-poll-url=" in row
+
+
 def test_filenames_are_escaped(app, api, user, run_worker):
     upload_id = api.upload(b"hi", filename="<img src=x onerror=alert(1)>.txt")
     for url in ("/files", f"/files/{upload_id}"):

@@ -87,40 +87,20 @@ function el(tag, attrs = {}, text = "") {
   return node;
 }
 
-function ensureTable() {
-  let table = document.getElementById("files");
-  if (table) return table.querySelector("tbody");
-  const empty = document.getElementById("no-files");
-  table = el("table", { class: "files", id: "files" });
-  const head = el("thead");
-  const row = el("tr");
-  ["Name", "Size", "Type", "Status", "Uploaded", ""].forEach((title) => row.appendChild(el("th", {}, title)));
-  head.appendChild(row);
-  table.appendChild(head);
-  table.appendChild(el("tbody"));
-  if (empty) empty.replaceWith(table);
-  else root.after(table);
-  return table.querySelector("tbody");
-}
-
-function addListingRow(upload) {
-  const tbody = ensureTable();
-  const row = el("tr", { "data-upload-id": upload.id, "data-status": upload.status });
-  const name = el("td");
-  name.appendChild(el("a", { href: `${filesBase}/${encodeURIComponent(upload.id)}` }, upload.filename));
-  row.appendChild(name);
-  row.appendChild(el("td", {}, humanSize(upload.size)));
-  row.appendChild(el("td", { "data-role": "type" }, upload.content_type));
-  const status = el("td");
-  status.appendChild(el("span", { class: `badge status-${upload.status}`, "data-role": "status" }, upload.status));
-  row.appendChild(status);
-  row.appendChild(el("td", {}, "just now"));
-  const actions = el("td", { class: "actions" });
-  const download = el("a", { href: `${filesBase}/${encodeURIComponent(upload.id)}/download`, "data-role": "download" }, "Download");
-  download.hidden = true;
-  actions.appendChild(download);
-  row.appendChild(actions);
-  tbody.prepend(row);
+// Put a new file at the top of the listing, as the server renders it (templates/files/_row.html).
+// Returns the row, or null when it could not be fetched.
+async function addListingRow(uploadId) {
+  const response = await fetch(`${filesBase}/${encodeURIComponent(uploadId)}/row`, { credentials: "same-origin" });
+  if (!response.ok) return null;
+  const holder = document.createElement("tbody");
+  holder.innerHTML = (await response.text()).trim();
+  const row = holder.querySelector("tr");
+  if (!row) return null;
+  const table = document.getElementById("files");
+  table.querySelector(`tr[data-upload-id="${CSS.escape(uploadId)}"]`)?.remove();
+  table.querySelector("tbody").prepend(row);
+  table.hidden = false;
+  document.getElementById("no-files")?.remove();
   return row;
 }
 
@@ -176,12 +156,12 @@ class Transfer {
       this.bar.value = this.file.size;
       this.state("completing", "Finishing…");
       if (this.cancelled) throw new Refused("Cancelled.", "cancelled");
-      const done = await api("POST", `/${encodeURIComponent(this.upload.id)}/complete`, body);
+      await api("POST", `/${encodeURIComponent(this.upload.id)}/complete`, body);
       this.cancelButton.hidden = true;
       this.state("checking", "Checking the file…");
-      const row = addListingRow({ ...this.upload, ...done.upload });
+      const row = await addListingRow(this.upload.id).catch(() => null); // without it, the transfer still tells
       follow(`${apiBase}/${encodeURIComponent(this.upload.id)}`, (upload) => {
-        setStatus(row, upload);
+        if (row) setStatus(row, upload);
         this.onStatus(upload);
       });
     } catch (err) {

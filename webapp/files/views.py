@@ -54,6 +54,13 @@ def detail(upload_id):
     )
 
 
+@bp.route("/files/<upload_id>/row")
+@login_required
+def row(upload_id):
+    """One of your files as its listing row (an HTML fragment): the upload widget adds new files with it."""
+    return render_template("files/_row.html", upload=uploads.own_upload(current_user, upload_id))
+
+
 def _per_user_and_file():
     return f"user:{current_user.get_id()}:{request.view_args.get('upload_id', '')[:32]}"
 
