@@ -11,6 +11,7 @@ from itsdangerous import URLSafeTimedSerializer
 from webapp import config as settings
 from webapp.auth.sessions import LOGIN_AT, SEEN_AT
 from webapp.config import ConfigError, load_config
+from webapp.services.accounts import create_user
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPLETE = {
@@ -50,6 +51,17 @@ def test_production_with_every_setting_starts_with_secure_cookies():
     assert config["ENV_NAME"] == "production"
     assert config["SECRET_KEY"] == COMPLETE["SECRET_KEY"]
     assert config["SESSION_COOKIE_SECURE"] is True and config["REMEMBER_COOKIE_SECURE"] is True
+
+
+def test_only_the_tests_hash_passwords_with_less_work(app):
+    for environ in (COMPLETE, {**COMPLETE, "PASSWORD_HASH_METHOD": "scrypt:16:1:1"}):
+        assert load_config(environ=environ)["PASSWORD_HASH_METHOD"] == "scrypt"
+    assert load_config("development", environ={})["PASSWORD_HASH_METHOD"] == "scrypt"
+    with app.app_context():
+        app.config["PASSWORD_HASH_METHOD"] = load_config(environ=COMPLETE)["PASSWORD_HASH_METHOD"]
+        user = create_user("hash@example.com", "a long enough password")
+        assert user.password_hash.startswith("scrypt:32768:8:1$")  # Werkzeug's default work factor
+        assert user.check_password("a long enough password")
 
 
 @pytest.mark.parametrize("key", ["s", OLD_PRINTED_KEY, "x" * 31])

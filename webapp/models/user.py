@@ -35,9 +35,9 @@ class User(UserMixin, db.Model):
         """Invalidate every session and remember-cookie this user holds (caller commits)."""
         self.session_version = (self.session_version or 0) + 1
 
-    def set_password(self, password):
-        """Store a salted scrypt hash of password."""
-        self.password_hash = generate_password_hash(password, method="scrypt")
+    def set_password(self, password, method="scrypt"):
+        """Store a salted hash of password (Werkzeug's scrypt at its default work factor)."""
+        self.password_hash = generate_password_hash(password, method=method)
 
     def check_password(self, password):
         """True when password matches the stored hash."""

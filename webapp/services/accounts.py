@@ -40,7 +40,7 @@ def create_user(email, password, is_admin=False, ip=None, created_by=None):
     if len(password or "") < MIN_PASSWORD:
         raise InvalidInput(f"Use a password of at least {MIN_PASSWORD} characters.", "weak_password")
     user = User(email=email, is_admin=is_admin)
-    user.set_password(password)
+    user.set_password(password, current_app.config["PASSWORD_HASH_METHOD"])
     db.session.add(user)
     try:
         db.session.flush()
@@ -63,7 +63,7 @@ def authenticate(email, password, ip=None):
     if user is None:
         if _DUMMY_HASH is None:
             probe = User(email="", password_hash="")
-            probe.set_password("not-a-real-password")
+            probe.set_password("not-a-real-password", current_app.config["PASSWORD_HASH_METHOD"])
             _DUMMY_HASH = probe.password_hash
         User(email="", password_hash=_DUMMY_HASH).check_password(password or "")
         ok = False
