@@ -47,11 +47,14 @@ test:
 	@$(MAKE) --no-print-directory dev-venv node_modules/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The everyday loop: everything but the tests marked slow (fault, browser, signature, scanner limits).
+# The everyday loop: everything but the tests marked slow (fault, browser, signature, scanner limits,
+# bombs), spread over one process per core plus one (the tests spend much of their time waiting on S3
+# and clamd), a module to each at a time.
+FAST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
 test-fast:
 	@scripts/system-packages.sh test
 	@$(MAKE) --no-print-directory dev-venv
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow" -n $(FAST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # Lint and format, checked over the whole tree (`ruff format` applies the format).
 LINTED := webapp tests bench devtools migrations wsgi.py

@@ -2,19 +2,26 @@
 
 import os
 import re
+import shutil
+import tempfile
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import requests
 from flask_login import FlaskLoginClient
+from jinja2 import BytecodeCache
 from rq import SimpleWorker
+from sqlalchemy import create_engine, make_url, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from devtools import localservices
 from webapp import create_app
 from webapp.auth.sessions import stamp
 from webapp.extensions import db, limiter
+from webapp.models import AuditEvent
 from webapp.queue import QUEUE_NAMES, get_queue, get_redis
 from webapp.scanning.clamd import EICAR
 from webapp.services.accounts import create_user
@@ -36,17 +43,64 @@ def pytest_runtest_setup(item):
         pytest.skip(message)
 
 
+def worker_number():
+    """0 for a plain run; N for pytest-xdist's worker gwN (`make test-fast` runs one per core)."""
+    return int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+
+
+def own_database(url):
+    """The database this process's tests may drop tables in: under xdist, worker N's is <name>_gwN
+    (created on the same server if missing); a plain run uses the one given."""
+    number = worker_number()
+    if not number:
+        return url
+    given = make_url(url)
+    if given.get_backend_name() == "sqlite":
+        return str(given.set(database=f"{given.database}.gw{number}"))
+    name = f"{given.database}_gw{number}"
+    engine = create_engine(given, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            if not connection.scalar(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}):
+                connection.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        engine.dispose()
+    return given.set(database=name).render_as_string(hide_password=False)
+
+
+def own_redis(url):
+    """Under xdist, worker N uses Redis database <given> + N: the limiter's reset clears a whole database."""
+    number = worker_number()
+    if not url or not number:
+        return url
+    parts = urlsplit(url)
+    database = (int(parts.path.strip("/") or 0) + number) % 16
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+def sqlite_directory(workdir):
+    """Where the SQLite file goes: in memory-backed /dev/shm when there is one (no fsync per commit)."""
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        return Path(tempfile.mkdtemp(prefix="satchel-tests-", dir=shm))
+    return workdir
+
+
 @pytest.fixture(scope="session")
 def services(tmp_path_factory):
     """Start clamd and moto's S3 server (and Redis unless REDIS_URL is set) for the session."""
     workdir = tmp_path_factory.mktemp("services")
-    urls, started = localservices.start_scanning_stack(workdir, os.environ.get("REDIS_URL"))
+    urls, started = localservices.start_scanning_stack(workdir, own_redis(os.environ.get("REDIS_URL")))
+    given = os.environ.get("DATABASE_URL")
+    sqlite_dir = None if given else sqlite_directory(workdir)
     try:
-        database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{workdir / 'test.db'}"
+        database_url = own_database(given) if given else f"sqlite:///{sqlite_dir / 'test.db'}"
         yield {**urls, "database": database_url, "workdir": workdir}
     finally:
         for process in reversed(started):
             localservices.stop(process)
+        if sqlite_dir and sqlite_dir != workdir:
+            shutil.rmtree(sqlite_dir, ignore_errors=True)
 
 
 def make_config(services, **overrides):
@@ -93,26 +147,70 @@ def app_config():
     return {}
 
 
+class SharedBytecode(BytecodeCache):
+    """Compiled templates kept for the process: each test builds an app, and Jinja would compile every
+    template again for each one."""
+
+    def __init__(self):
+        self.compiled = {}
+
+    def load_bytecode(self, bucket):
+        if bucket.key in self.compiled:
+            bucket.bytecode_from_string(self.compiled[bucket.key])
+
+    def dump_bytecode(self, bucket):
+        self.compiled[bucket.key] = bucket.bytecode_to_string()
+
+
+_TEMPLATES = SharedBytecode()
+
+
 def build_app(settings):
     """An app from the factory with settings (make_config's), whose test client runs each request in
     its own app context."""
     app = create_app(settings)
     app.test_client_class = Client
+    app.jinja_env.bytecode_cache = _TEMPLATES
     return app
+
+
+#: Databases whose tables this process made: the next test empties them instead of making them again.
+_schemas_made = set()
+
+
+def empty_schema():
+    """Empty tables: create_all once per database and process, then delete every row before each test.
+
+    The audit log refuses DELETE, so its table is made again (with its triggers). A database that
+    a test changed under us (dropped a table, say) is made again from scratch.
+    """
+    url = db.engine.url.render_as_string(hide_password=False)
+    if url in _schemas_made:
+        try:
+            with db.engine.begin() as connection:
+                for table in reversed(db.metadata.sorted_tables):
+                    if table is not AuditEvent.__table__:
+                        connection.execute(table.delete())
+                AuditEvent.__table__.drop(connection)
+                AuditEvent.__table__.create(connection)
+            return
+        except SQLAlchemyError:
+            _schemas_made.discard(url)
+    db.drop_all()
+    db.create_all()
+    _schemas_made.add(url)
 
 
 @contextmanager
 def fresh_world(app):
-    """Inside app's context: a fresh schema, bucket and queues, all dropped afterwards."""
+    """Inside app's context: empty tables, and a fresh bucket and queues (dropped afterwards)."""
     with app.app_context():
-        db.drop_all()
-        db.create_all()
+        empty_schema()
         get_storage().ensure_bucket(["http://127.0.0.1:5000"])
         if app.config["RATELIMIT_ENABLED"]:
             limiter.reset()  # the limiter's storage outlives one app: start with no counts
         yield app
         db.session.remove()
-        db.drop_all()
         connection = get_redis()
         for name in QUEUE_NAMES:
             get_queue(name).empty()

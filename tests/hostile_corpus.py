@@ -1144,6 +1144,18 @@ REQUIRED_CATEGORIES = {
 }
 
 
+#: Cases that take seconds each to make or for clamd to read (PDF and ZIP bombs): marked slow, so
+#: `make test-fast` leaves them out; `make test` runs them.
+SLOW = {
+    "pdf-flate-bomb-object-stream",
+    "pdf-object-stream-bombs",
+    "pdf-flate-bomb-content",
+    "pdf-many-packed-objects",
+    "zip-10000-entries",
+    "zip-bomb-1gib",
+}
+
+
 def markdown_table(cases=CASES):
     """The corpus as a Markdown table: id, category, input, expected outcome."""
 

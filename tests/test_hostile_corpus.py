@@ -20,6 +20,7 @@ from tests.conftest import bucket_keys, form_token
 from tests.hostile_corpus import (
     CASES,
     REQUIRED_CATEGORIES,
+    SLOW,
     Answer,
     Case,
     Request,
@@ -32,13 +33,19 @@ from webapp.models import AuditEvent, User
 from webapp.models import Upload as UploadRow
 from webapp.reasons import REASONS
 
+
 UPLOADS = [case for case in CASES if isinstance(case.input, Upload)]
 REQUESTS = [case for case in CASES if isinstance(case.input, Request)]
+
+
+def params(cases):
+    return [pytest.param(case, id=case.id, marks=[pytest.mark.slow] if case.id in SLOW else []) for case in cases]
 
 
 def test_corpus_covers_every_attack_once():
     ids = [case.id for case in CASES]
     assert len(ids) == len(set(ids)) and len(ids) >= 120
+    assert SLOW <= set(ids)
     assert {case.category for case in CASES} == REQUIRED_CATEGORIES
     assert all(isinstance(case.expect, Scanned) for case in UPLOADS)
     assert all(case.expect.reason is None or case.expect.reason in REASONS for case in UPLOADS)
@@ -54,9 +61,10 @@ def test_the_table_lists_every_case():
 # --- Batches ---
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def observed():
-    """What each case came to, by id (kept, so no case runs twice)."""
+    """What each case came to, by id (kept for the session: xdist may leave this module and come back
+    to it, which would end a module-scoped fixture and run the cases again)."""
     return {}
 
 
@@ -184,7 +192,7 @@ def assert_served_safely(scan, expected):
         assert not thumb.info.get("comment") and not thumb.text  # pixels only: no comment, EXIF or text chunk
 
 
-@pytest.mark.parametrize("case", UPLOADS, ids=[case.id for case in UPLOADS])
+@pytest.mark.parametrize("case", params(UPLOADS))
 def test_upload(request, observed, case):
     scan = observation(request, observed, case, run_uploads)
     expected = case.expect
@@ -265,7 +273,7 @@ def run_requests(request, cases):
     return replies
 
 
-@pytest.mark.parametrize("case", REQUESTS, ids=[case.id for case in REQUESTS])
+@pytest.mark.parametrize("case", params(REQUESTS))
 def test_request(request, observed, case):
     reply = observation(request, observed, case, run_requests)
     response, expected = reply.response, case.expect

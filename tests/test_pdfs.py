@@ -14,6 +14,7 @@ from tests.hostile_pdfs import obfuscated, with_javascript, with_launch, written
 from webapp.scanning.pdfs import PdfRejected, check_pdf
 
 MiB = 1024 * 1024
+SLOW = pytest.mark.slow
 
 
 def with_page_action(writer):
@@ -152,13 +153,12 @@ def peak_memory(data, **budget):
 
 @pytest.mark.parametrize(
     "make, reason, limit",
-    [
-        (pdfs.flate_bomb_object_stream, "pdf_too_complex", 24 * MiB),
-        (pdfs.object_stream_bombs, "pdf_too_complex", 64 * MiB),
-        (pdfs.flate_bomb_content, None, 8 * MiB),
-        (pdfs.nested, "pdf_corrupt", 8 * MiB),
+    [  # the bombs take seconds to deflate: slow
+        pytest.param(pdfs.flate_bomb_object_stream, "pdf_too_complex", 24 * MiB, id="object-stream-bomb", marks=SLOW),
+        pytest.param(pdfs.object_stream_bombs, "pdf_too_complex", 64 * MiB, id="100-object-stream-bombs", marks=SLOW),
+        pytest.param(pdfs.flate_bomb_content, None, 8 * MiB, id="content-bomb", marks=SLOW),
+        pytest.param(pdfs.nested, "pdf_corrupt", 8 * MiB, id="nested-arrays"),
     ],
-    ids=["object-stream-bomb", "100-object-stream-bombs", "content-bomb", "nested-arrays"],
 )
 def test_hostile_shapes_cost_bounded_memory(make, reason, limit):
     """Before, the object-stream bomb escaped as LimitReachedError after holding 145 MiB."""
@@ -175,11 +175,13 @@ def test_the_object_budget_refuses_what_would_take_long(make):
     assert refusal(data, max_objects=1_000) == "pdf_too_complex"
 
 
+@pytest.mark.slow  # 300,000 packed objects take seconds to write and to read
 def test_an_object_stream_is_counted_before_it_is_inflated():
     found, peak = peak_memory(pdfs.many_packed_objects(300_000), max_objects=200_000)
     assert found == "pdf_too_complex" and peak < 96 * MiB, peak
 
 
+@pytest.mark.slow
 def test_the_clock_stops_one_pypdf_call_that_runs_too_long():
     """Opening this file parses 300,000 cross-reference entries in one call, before any walk."""
     assert refusal(pdfs.many_packed_objects(300_000), max_objects=10**9, max_seconds=0.05) == "pdf_too_complex"
