@@ -33,7 +33,6 @@ from webapp.models import AuditEvent, User
 from webapp.models import Upload as UploadRow
 from webapp.reasons import REASONS
 
-
 UPLOADS = [case for case in CASES if isinstance(case.input, Upload)]
 REQUESTS = [case for case in CASES if isinstance(case.input, Request)]
 
