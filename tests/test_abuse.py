@@ -69,16 +69,16 @@ def test_quota_reservation_is_atomic_under_parallel_presigns(app, user, monkeypa
 
     from webapp.services import uploads
 
-    real_used_bytes = uploads.used_bytes
+    real_quota_for = uploads.quota_for
 
-    def slow_used_bytes(user_id):
+    def slow_quota_for(user):
         # Widen the window between reading the usage and writing the reservation, so that
         # without the row lock the parallel requests would all see room and overbook.
-        used = real_used_bytes(user_id)
+        quota = real_quota_for(user)
         time.sleep(0.05)
-        return used
+        return quota
 
-    monkeypatch.setattr(uploads, "used_bytes", slow_used_bytes)
+    monkeypatch.setattr(uploads, "quota_for", slow_quota_for)
     user.quota_bytes = 1000
     db.session.commit()
     with serving(app) as base:

@@ -42,3 +42,40 @@ def test_upgrade_from_empty_matches_models_and_downgrades(bare_app):
     assert drift == []
     downgrade(revision="base")
     assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}
+
+
+def test_the_usage_migration_counts_what_users_already_hold(bare_app):
+    upgrade(revision="0006")
+    with db.engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO users (id, email, password_hash, is_admin, is_banned, created_at) "
+                "VALUES (7, 'a@x', 'h', false, false, '2026-01-01 00:00:00+00:00')"
+            )
+        )
+        for n, (status, size) in enumerate(
+            [
+                ("available", 100),
+                ("quarantined", 20),
+                ("pending", 3),
+                ("scanning", 4),
+                ("rejected", 1000),
+                ("deleted", 9),
+            ]
+        ):
+            conn.execute(
+                text(
+                    "INSERT INTO uploads (id, user_id, filename, size, declared_type, status, incoming_key, "
+                    "created_at, updated_at, expires_at) "
+                    "VALUES (:id, 7, 'f', :size, 'text/plain', :status, 'k', :now, :now, :now)"
+                ),
+                {"id": f"u{n}", "size": size, "status": status, "now": "2026-01-01 00:00:00+00:00"},
+            )
+    upgrade()
+    with db.engine.begin() as conn:
+        counters = conn.execute(text("SELECT bytes_held, bytes_reserved, pending_uploads FROM users")).one()
+        assert tuple(counters) == (120, 7, 1)
+        # From here the triggers keep them.
+        conn.execute(text("UPDATE uploads SET status = 'deleted' WHERE id = 'u0'"))
+        counters = conn.execute(text("SELECT bytes_held, bytes_reserved, pending_uploads FROM users")).one()
+        assert tuple(counters) == (20, 7, 1)

@@ -8,7 +8,7 @@ from webapp.files.forms import ShareForm
 from webapp.models.base import utcnow
 from webapp.security import client_address
 from webapp.services import sharing, uploads
-from webapp.services.uploads import quota_for, used_bytes
+from webapp.services.uploads import quota_for
 
 bp = Blueprint("files", __name__)
 
@@ -32,7 +32,7 @@ def index():
         uploads=rows,
         next_cursor=next_cursor,
         first_page=not request.args.get("after"),
-        used=used_bytes(current_user.id),
+        used=current_user.bytes_used,
         quota=quota_for(current_user),
         max_upload=uploads.max_file_bytes(),
         allowed_types=sorted(current_app.config["ALLOWED_TYPES"]),

@@ -1,5 +1,6 @@
 """All models, imported here so Alembic sees the whole schema."""
 
+from webapp.models import usage  # noqa: F401  (the usage triggers on uploads)
 from webapp.models.audit import AuditEvent
 from webapp.models.maintenance import MaintenanceRun
 from webapp.models.moderation import BlockedHash, Report

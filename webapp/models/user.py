@@ -26,10 +26,22 @@ class User(UserMixin, db.Model):
     created_at = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     #: part of every session's id: bumping it ends all of the user's sessions (logout, ban)
     session_version: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    # Usage, kept by triggers on uploads in the same transaction as each change (models/usage.py).
+    #: bytes of files available or quarantined
+    bytes_held: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0, server_default="0")
+    #: bytes of uploads on their way to a verdict (pending, uploaded, scanning)
+    bytes_reserved: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0, server_default="0")
+    #: uploads waiting for their bytes
+    pending_uploads: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
 
     def get_id(self):
         """Flask-Login's session id: the user id and the current session version."""
         return f"{self.id}.{self.session_version}"
+
+    @property
+    def bytes_used(self):
+        """Bytes counted against the quota: held and reserved."""
+        return self.bytes_held + self.bytes_reserved
 
     def end_sessions(self):
         """Invalidate every session and remember-cookie this user holds (caller commits)."""

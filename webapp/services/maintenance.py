@@ -1,4 +1,4 @@
-"""Scheduled maintenance: expire, promote, re-queue, sweep, purge. Every task is idempotent and
+"""Scheduled maintenance: expire, promote, re-queue, sweep, purge, check usage. Every task is idempotent and
 safe to run on two machines at once (compare-and-set updates, deletes of what is already gone)."""
 
 import logging
@@ -12,6 +12,7 @@ from webapp import storage as store
 from webapp.extensions import db
 from webapp.models import MaintenanceRun, Upload, UploadStatus
 from webapp.models.base import utcnow
+from webapp.services import usage
 from webapp.services.uploads import mark_uploaded
 
 log = logging.getLogger(__name__)
@@ -204,6 +205,12 @@ def purge_removed(now):
     return counts, reclaimed
 
 
+def check_usage(now):
+    """Recount every user's usage counters and correct those that drifted (they should never)."""
+    corrected = usage.check_counters()
+    return {"users_corrected": len(corrected)}, 0
+
+
 def _delete_counted(storage, key):
     """Delete key; its size if it existed, else 0."""
     try:
@@ -222,13 +229,14 @@ TASKS = {
     "purge_removed": purge_removed,
     "remove_late_writes": remove_late_writes,
     "rescan_unscanned": rescan_unscanned,
+    "check_usage": check_usage,
 }
 
 
 def intervals():
     """Seconds between runs of each task: what the queue's scheduler is given."""
     config = current_app.config
-    slow = {"sweep_orphans", "purge_removed"}  # they list the bucket or touch many rows
+    slow = {"sweep_orphans", "purge_removed", "check_usage"}  # they list the bucket or read many rows
     return {name: config["SWEEP_INTERVAL"] if name in slow else config["MAINTENANCE_INTERVAL"] for name in TASKS}
 
 

@@ -6,14 +6,14 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, or_, select, update
 
 from webapp import logs, queue
 from webapp import storage as store
 from webapp.extensions import db
 from webapp.models import Share, Upload, UploadStatus, User
 from webapp.models.base import utcnow
-from webapp.models.upload import COUNTS_AGAINST_QUOTA, LISTED, new_upload_id
+from webapp.models.upload import LISTED, new_upload_id
 from webapp.scanning.filetypes import normalize_type
 from webapp.services import audit
 from webapp.services.names import clean_filename, content_disposition, download_name
@@ -61,18 +61,12 @@ def quota_for(user):
     return current_app.config["DEFAULT_QUOTA_BYTES"]
 
 
-def used_bytes(user_id):
-    """Bytes held or reserved by the user's uploads."""
-    statuses = [s.value for s in COUNTS_AGAINST_QUOTA]
-    total = db.session.scalar(
-        select(func.coalesce(func.sum(Upload.size), 0)).where(Upload.user_id == user_id, Upload.status.in_(statuses))
-    )
-    return int(total or 0)
-
-
 def _lock_user(user_id):
-    # Serialises quota checks per user on PostgreSQL, so parallel presigns cannot overbook.
-    return db.session.execute(select(User).where(User.id == user_id).with_for_update()).scalar_one()
+    """The user's row, locked and read afresh: quota checks per user are serialised on PostgreSQL,
+    so parallel presigns cannot overbook, and see the usage counters as the last commit left them."""
+    return db.session.execute(
+        select(User).where(User.id == user_id).with_for_update().execution_options(populate_existing=True)
+    ).scalar_one()
 
 
 def _part_plan(size):
@@ -107,11 +101,7 @@ def begin_upload(user, filename, size, content_type):
     if owner.is_banned:
         db.session.rollback()
         raise NotFound()
-    pending = db.session.scalar(
-        select(func.count())
-        .select_from(Upload)
-        .where(Upload.user_id == owner.id, Upload.status == UploadStatus.PENDING.value)
-    )
+    pending = owner.pending_uploads
     if pending >= config["MAX_PENDING_UPLOADS"]:
         db.session.rollback()
         raise ServiceError(
@@ -119,8 +109,7 @@ def begin_upload(user, filename, size, content_type):
             "too_many_pending",
             status=429,
         )
-    used = used_bytes(owner.id)
-    if used + size > quota_for(owner):
+    if owner.bytes_used + size > quota_for(owner):
         db.session.rollback()
         raise TooLarge("This upload would take you over your storage quota.", "quota_exceeded")
 
@@ -155,13 +144,14 @@ def begin_upload(user, filename, size, content_type):
         result["headers"] = {"Content-Type": content_type}
     db.session.add(upload)
     try:
+        db.session.flush()
+        result["upload"] = upload.to_dict()  # before the commit expires it: no query to read it back
         db.session.commit()
     except Exception:
         db.session.rollback()
         if upload.multipart_upload_id:
             storage.abort_multipart(key, upload.multipart_upload_id)
         raise
-    result["upload"] = upload.to_dict()
     return result
 
 
