@@ -7,10 +7,13 @@ from pathlib import Path
 
 import pytest
 from itsdangerous import URLSafeTimedSerializer
+from sqlalchemy import text
 
+from tests.conftest import build_app, make_config
 from webapp import config as settings
 from webapp.auth.sessions import LOGIN_AT, SEEN_AT
 from webapp.config import ConfigError, load_config
+from webapp.extensions import db
 from webapp.services.accounts import create_user
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -139,3 +142,11 @@ def test_url_lifetimes_have_a_ceiling():
     with pytest.raises(ConfigError):
         load_config("development", {"DOWNLOAD_URL_TTL": "301"})
     assert load_config("development", {"UPLOAD_URL_TTL": "900"})["UPLOAD_URL_TTL"] == 900
+
+
+def test_sqlite_runs_in_write_ahead_log_mode(services, tmp_path):
+    app = build_app(make_config(services, SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path / 'dev.db'}"))
+    with app.app_context():
+        assert db.session.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert db.session.execute(text("PRAGMA synchronous")).scalar() == 1  # NORMAL
+        db.engine.dispose()

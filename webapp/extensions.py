@@ -1,12 +1,15 @@
 """Extension objects, created unbound; create_app binds them to an app."""
 
+import sqlite3
+
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, event
+from sqlalchemy.engine import Engine
 
 # Stable constraint names keep Alembic migrations identical on SQLite and PostgreSQL.
 metadata = MetaData(
@@ -24,3 +27,15 @@ migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address)
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_write_ahead_log(dbapi_connection, connection_record):
+    """SQLite (development and the tests) in WAL mode: readers never wait for the writer, and a commit
+    appends to the log instead of rewriting pages, without an fsync of each (synchronous=NORMAL)."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.close()
