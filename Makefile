@@ -62,8 +62,12 @@ lint: dev-venv
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
 
+# The benchmarks, one after the other: complete -> available, then the cost of a request by files held
+# (PostgreSQL and Redis: BENCH_DATABASE_URL, BENCH_REDIS_URL).
 bench: dev-venv
+	@scripts/system-packages.sh run
 	$(BIN)/python -m bench.complete_to_available
+	$(BIN)/python -m bench.held
 
 # Needs PostgreSQL and Redis (BENCH_DATABASE_URL, BENCH_REDIS_URL); BENCH_ARGS="--users 20 --duration 30".
 bench-load: dev-venv
