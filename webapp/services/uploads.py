@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import select, tuple_, update
 
 from webapp import logs, queue
 from webapp import storage as store
@@ -390,7 +390,8 @@ def list_uploads(user, cursor=None, limit=25):
     )
     if cursor:
         created, upload_id = _decode_cursor(cursor)
-        query = query.where(or_(Upload.created_at < created, and_(Upload.created_at == created, Upload.id < upload_id)))
+        # A row-value comparison, which the (user_id, created_at, id) index answers directly.
+        query = query.where(tuple_(Upload.created_at, Upload.id) < tuple_(created, upload_id))
     rows = list(db.session.scalars(query))
     next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
     return rows[:limit], next_cursor
