@@ -181,6 +181,7 @@ OWNER_ROUTES = [
     ("GET", "/files/{id}"),
     ("GET", "/files/{id}/download"),
     ("GET", "/files/{id}/preview"),
+    ("GET", "/files/{id}/row"),
     ("GET", "/files/{id}/delete"),
     ("POST", "/files/{id}/delete"),
     ("GET", "/api/uploads/{id}"),
@@ -219,8 +220,10 @@ def test_another_users_id_is_404(app, owned_file, other_api, method, route):
 
 
 @pytest.mark.parametrize("method, route", OWNER_ROUTES)
-def test_unknown_id_is_404(app, api, method, route):
-    assert _call(api, method, route.format(id="A" * 22)).status_code == 404
+@pytest.mark.parametrize("bad_id, status", [("A" * 22, 404), ("A" * 400, 404), ("..%2F..%2Fetc", 404), ("%00", 400)])
+def test_unknown_id_is_404(app, api, method, route, bad_id, status):
+    """Unknown and malformed ids are not found; a NUL anywhere in a URL is refused as a bad request."""
+    assert _call(api, method, route.format(id=bad_id)).status_code == status
 
 
 @pytest.mark.parametrize("method, route", [r for r in OWNER_ROUTES if r[0] == "GET"] + [("GET", "/files")])
