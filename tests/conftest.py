@@ -217,6 +217,7 @@ def fresh_world(app):
         keys = list(connection.scan_iter(f"*{app.config['QUEUE_PREFIX']}*"))
         if keys:
             connection.delete(*keys)
+        connection.close()  # the app's pool; otherwise its sockets close whenever the collector gets to them
         db.engine.dispose()
 
 
