@@ -187,7 +187,8 @@ def load_config(env_name=None, environ=None):
         "REMEMBER_COOKIE_SECURE": not dev,
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
         "RATELIMIT_STORAGE_URI": get("RATELIMIT_STORAGE_URI", redis_url),
-        "RATELIMIT_HEADERS_ENABLED": True,
+        # No X-RateLimit-* headers: they cost two Redis round trips per request; a 429 carries Retry-After.
+        "RATELIMIT_HEADERS_ENABLED": False,
         # Redis away: count in memory per process rather than fail every request
         "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
         "RATELIMIT_SWALLOW_ERRORS": True,

@@ -1,14 +1,17 @@
 """One place that turns refusals into HTTP responses: JSON under /api, a page elsewhere."""
 
 import logging
+import math
+import time
 
 from flask import g, jsonify, render_template, request
+from flask_limiter import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from redis.exceptions import RedisError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
-from webapp.extensions import db, login_manager
+from webapp.extensions import db, limiter, login_manager
 from webapp.services.refusals import ServiceError
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,14 @@ def error_response(status, code, message):
     return render_template("error.html", status=status, code=code, message=message), status
 
 
+def _seconds_until_reset():
+    """Whole seconds until the limit this request broke lets another through (at least 1)."""
+    try:
+        return max(1, math.ceil(limiter.current_limit.reset_at - time.time()))
+    except Exception:  # the limiter's storage went away since: a short, safe guess
+        return 60
+
+
 def register_errorhandlers(app):
     """Install the handlers on app."""
 
@@ -51,6 +62,14 @@ def register_errorhandlers(app):
     @app.errorhandler(CSRFError)
     def csrf_error(exc):
         return error_response(400, "csrf_failed", "The form expired or did not come from this site; reload and retry.")
+
+    @app.errorhandler(RateLimitExceeded)
+    def rate_limited(exc):
+        # The limiter writes no headers on every answer (that would cost two more Redis round trips
+        # per request): the refusal alone says when to retry.
+        response = app.make_response(error_response(429, "rate_limited", exc.description or exc.name))
+        response.headers["Retry-After"] = str(_seconds_until_reset())
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(exc):
