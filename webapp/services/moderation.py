@@ -15,10 +15,9 @@ from webapp.extensions import db
 from webapp.models import BlockedHash, Report, Upload, UploadStatus, User
 from webapp.models.base import utcnow
 from webapp.reasons import reason_text
-from webapp.scanning.filetypes import RASTER_IMAGES
 from webapp.services import audit
 from webapp.services.refusals import Conflict, InvalidInput, NotFound
-from webapp.services.scans import ObjectChanged, content_checks, is_blocked
+from webapp.services.scans import ObjectChanged, checked_in_memory, content_checks, is_blocked
 from webapp.services.uploads import revoke_shares
 
 log = logging.getLogger(__name__)
@@ -148,7 +147,7 @@ def _promote_quarantined(upload_id):
     try:
         key = upload.file_key or _copy_scanned_bytes(upload, storage, config, run, own_keys)
         data = None
-        if upload.detected_type in RASTER_IMAGES or upload.detected_type == "application/pdf":
+        if checked_in_memory(upload.detected_type, config):
             data = b"".join(storage.iter_chunks(key))
         refusal, preview = content_checks(upload, upload.detected_type, data, storage, config, run)
         if refusal:

@@ -361,14 +361,14 @@ def _check_archive(run):
     return None
 
 
-def _holds_in_memory(detected, config):
+def checked_in_memory(detected, config):
     """Images and PDFs (when their active content is checked) are checked in memory."""
     return detected in RASTER_IMAGES or (detected == "application/pdf" and config["PDF_ACTIVE_CONTENT"] != "allow")
 
 
 def _check_memory_caps(run):
     """Refuse a file checked in memory past its cap, before any byte of it is read."""
-    if not _holds_in_memory(run.detected, run.config):
+    if not checked_in_memory(run.detected, run.config):
         return None
     if run.detected in RASTER_IMAGES:
         return _reject("image_too_large") if run.head["size"] > run.config["MAX_IMAGE_BYTES"] else None
@@ -379,7 +379,7 @@ def _stream_through_scanner(run):
     """Stream the copy once through clamd (when configured) and SHA-256, holding it if checked in memory."""
     config, etag = run.config, run.head["etag"]
     digest = hashlib.sha256()
-    run.data = bytearray() if _holds_in_memory(run.detected, config) else None
+    run.data = bytearray() if checked_in_memory(run.detected, config) else None
     received = 0
 
     def chunks():

@@ -7,7 +7,7 @@ from a recount, then corrects each under its row lock, so no concurrent change i
 
 import logging
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, func, or_, select, update
 
 from webapp.extensions import db
 from webapp.models import Upload, UploadStatus, User
@@ -35,7 +35,7 @@ def _drifted():
         .subquery()
     )
     differs = [getattr(User, name) != func.coalesce(getattr(counted.c, name), 0) for name in COUNTERS]
-    query = select(User.id).outerjoin(counted, counted.c.user_id == User.id).where(differs[0] | differs[1] | differs[2])
+    query = select(User.id).outerjoin(counted, counted.c.user_id == User.id).where(or_(*differs))
     return list(db.session.scalars(query))
 
 
