@@ -124,7 +124,8 @@ class Page:
         page.fill('input[name="password"]', PASSWORD)
         page.locator('form [type="submit"]').click()
         expect(page).to_have_url(f"{self.origin}/files")
-        expect(page.locator("#uploader")).to_be_visible()
+        # The widget is a deferred module: wait until it listens, or an early drop reaches nothing.
+        expect(page.locator('#uploader[data-ready="true"]')).to_be_visible()
 
     def drop(self, *files):
         """Drag files (name, type, bytes) over the drop zone and drop them, as a user would."""

@@ -240,3 +240,5 @@ dropzone.addEventListener("drop", (event) => accept(event.dataTransfer.files));
 dropzone.addEventListener("keydown", (event) => {
   if (event.key === "Enter" || event.key === " ") { event.preventDefault(); picker.click(); }
 });
+// Listening now: until this point a drop would have opened the file in the tab instead.
+root.dataset.ready = "true";
