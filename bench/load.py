@@ -1,6 +1,6 @@
 """Load benchmark: simulated users presign, PUT and complete uploads for a bounded time, then an audit.
 
-Real parts on loopback: gunicorn (`wsgi:app`, sync workers), `flask worker` processes (forking RQ
+Real parts on loopback: gunicorn (`wsgi:app`, sync workers), `flask worker` processes (RQ
 workers), PostgreSQL (BENCH_DATABASE_URL), Redis (BENCH_REDIS_URL), moto's S3 server and clamd.
 The database's public schema is dropped and migrated afresh and the Redis database is flushed at
 start, so the audit can be exact: point them at nothing you want to keep. Rate limits, quotas and

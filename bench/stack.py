@@ -28,7 +28,7 @@ def start_services(workdir, database_url, redis_url=None):
     return settings, processes
 
 
-def _spawn(command, settings, log=None):
+def spawn(command, settings, log=None):
     """Run command from the project root with settings added to the environment, output to log."""
     with open(log or os.devnull, "ab") as output:  # the child keeps its own copy of the file
         return subprocess.Popen(
@@ -42,16 +42,18 @@ def _spawn(command, settings, log=None):
 
 
 def start_worker(settings, log=None):
-    """One `flask worker` process (the forking RQ worker used in production, with the scheduler)."""
-    return _spawn([sys.executable, "-m", "flask", "--app", "wsgi", "worker"], settings, log)
+    """One `flask worker` process (as in production: a supervisor, its worker process and RQ's scheduler)."""
+    return spawn([sys.executable, "-m", "flask", "--app", "wsgi", "worker"], settings, log)
 
 
-def start_gunicorn(settings, workers, threads=1, log=None):
-    """`gunicorn wsgi:app` on a free port (sync workers, or gthread ones with threads > 1); returns
-    (process, base URL) once it listens."""
+def start_gunicorn(settings, workers, threads=1, log=None, app="wsgi:app", cpus=None):
+    """`gunicorn wsgi:app` (or app) on a free port (sync workers, or gthread ones with threads > 1),
+    on the CPUs cpus names (taskset's list, such as "0") if given; returns (process, base URL) once
+    it listens."""
     port = localservices.free_port()
-    process = _spawn(
-        [
+    process = spawn(
+        pinned(cpus)
+        + [
             sys.executable,
             "-m",
             "gunicorn",
@@ -63,7 +65,7 @@ def start_gunicorn(settings, workers, threads=1, log=None):
             f"127.0.0.1:{port}",
             "--graceful-timeout",
             "10",
-            "wsgi:app",
+            app,
         ],
         settings,
         log,
@@ -76,8 +78,13 @@ def start_gunicorn(settings, workers, threads=1, log=None):
     return process, f"http://127.0.0.1:{port}"
 
 
+def pinned(cpus):
+    """The prefix that runs a command (and all it starts) on the CPUs cpus names, or none."""
+    return ["taskset", "-c", cpus] if cpus is not None else []
+
+
 def stop_all(processes):
     """Stop processes newest first, each with everything it started (gunicorn workers, RQ's scheduler
-    and work horses), even what a process that died early left behind."""
+    and worker processes), even what a process that died early left behind."""
     for process in reversed(processes):
         localservices.stop_tree(process)

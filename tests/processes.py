@@ -21,7 +21,7 @@ import requests
 from rq import Worker
 from werkzeug.serving import make_server
 
-from devtools.localservices import free_port, kill_tree, stop, stop_tree
+from devtools.localservices import descendants, free_port, kill_tree, stop, stop_tree
 from tests.conftest import PASSWORD, form_token, page_token
 from webapp.queue import QUEUE_NAMES, get_queue, get_redis
 
@@ -51,21 +51,24 @@ def worker_environment(app, **extra):
     return env
 
 
-def wait_for_worker(process, log_path, timeout=20.0):
-    """Block until a worker listens on the app's scan queue; fail if the process dies first."""
+def wait_for_worker(process, log_path, timeout=20.0, other_than=None):
+    """Block until a worker process of this `flask worker` (other than the pid other_than) listens
+    on the app's scan queue; returns its pid. Fails if the command dies first."""
     queue = get_queue(QUEUE_NAMES[0])
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             pytest.fail(f"the worker exited with {process.returncode}:\n{log_path.read_text()}")
-        if any(w.pid == process.pid for w in Worker.all(connection=get_redis(), queue=queue)):
-            return
+        ours = set(descendants(process.pid)) - {other_than}
+        for worker in Worker.all(connection=get_redis(), queue=queue):
+            if worker.pid in ours:
+                return worker.pid
         time.sleep(0.1)
     pytest.fail(f"the worker did not register within {timeout:.0f}s:\n{log_path.read_text()}")
 
 
 def kill_group(process):
-    """SIGKILL a worker, its scheduler and its work horse, with no chance to clean up, as a crash does."""
+    """SIGKILL a `flask worker`, its worker process and its scheduler, with no chance to clean up, as a crash does."""
     kill_tree(process)
     process.wait(10)
 
@@ -89,7 +92,7 @@ def running_worker(app, log_path, scheduler=False, **env):
         wait_for_worker(process, log_path)
         yield process
     finally:
-        stop_tree(process)  # SIGTERM (a warm shutdown that waits for the work horse), then whatever is left
+        stop_tree(process)  # SIGTERM (a warm shutdown that lets the running job finish), then whatever is left
 
 
 @contextmanager

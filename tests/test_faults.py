@@ -81,7 +81,7 @@ def test_worker_killed_mid_scan_ends_available_exactly_once(app, api, tmp_path, 
     with running_worker(app, log, CLAMD_URL=slow_clamd) as first:
         wait_for(lambda: status_of(upload_id) == "scanning", 30, "the first worker to start scanning")
         time.sleep(1.0)  # well into the stream: about 16 of 49 MiB sent to clamd
-        kill_group(first)  # the worker and its work horse, with no chance to clean up
+        kill_group(first)  # the supervisor and its worker process, with no chance to clean up
     assert status_of(upload_id) == "scanning"
     assert api.get(f"/files/{upload_id}/download").status_code == 404  # its scanned copy is never served
 
@@ -188,8 +188,8 @@ def connections_to(port):
     return found
 
 
-def horse_free_memory_limit(app, log_path):
-    """SCAN_MEMORY_LIMIT that leaves a work horse 160 MiB above what an idle worker maps."""
+def headroom_memory_limit(app, log_path):
+    """SCAN_MEMORY_LIMIT that leaves a worker process 160 MiB above what an idle `flask worker` maps."""
     with running_worker(app, log_path, SCAN_MEMORY_LIMIT=0) as worker:
         status = (Path("/proc") / str(worker.pid) / "status").read_text()
     mapped = int(re.search(r"VmSize:\s+(\d+) kB", status).group(1)) * 1024
@@ -203,7 +203,7 @@ class TestScanMemoryLimit:
 
     def test_a_scan_that_runs_out_of_memory_fails_that_upload_only(self, app, api, run_worker, tmp_path):
         log = tmp_path / "worker.log"
-        limit = horse_free_memory_limit(app, log)
+        limit = headroom_memory_limit(app, log)
         image = png((8000, 8000))  # 300 KB that decode to 256 MB of pixels
         small, flood = api.upload(b"a small file"), api.upload(image, "big.png", "image/png")
         with running_worker(app, log, SCAN_MEMORY_LIMIT=limit, MAX_SCAN_FAILURES=1, MAX_IMAGE_PIXELS=70_000_000):
@@ -213,7 +213,7 @@ class TestScanMemoryLimit:
         assert "MemoryError" in log.read_text()
         assert bucket_keys(app, f"files/{row(small).user_id}/") == [row(small).file_key]
 
-        # The limit belongs to the forked work horse: this process (and its in-process worker) has none.
+        # The limit belongs to the worker process: this process (and its in-process worker) has none.
         again = api.upload(image, "big.png", "image/png")
         run_worker()
         assert status_of(again) == "available"

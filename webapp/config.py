@@ -173,6 +173,8 @@ def load_config(env_name=None, environ=None):
         "STUCK_AFTER": num("STUCK_AFTER", 900),
         # how often each worker looks for jobs abandoned by a dead worker (RQ's default is 10 minutes)
         "WORKER_MAINTENANCE_INTERVAL": num("WORKER_MAINTENANCE_INTERVAL", 60),
+        # seconds past its timeout before a job that no timeout signal can stop has its worker killed
+        "JOB_HANG_GRACE": num("JOB_HANG_GRACE", 30),
         # never shorter than a scan can take between its promotion copy and its commit
         "ORPHAN_GRACE": max(num("ORPHAN_GRACE", 24 * 3600), 3600),
         "PURGE_AFTER": num("PURGE_AFTER", 3600),
