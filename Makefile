@@ -62,16 +62,24 @@ lint: dev-venv
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
 
-# The benchmarks, one after the other: complete -> available, then the cost of a request by files held
-# (PostgreSQL and Redis: BENCH_DATABASE_URL, BENCH_REDIS_URL).
+# Uppy Companion, the peer bench/presign measures against; reinstalled when its lock file changes.
+bench/companion/node_modules/.installed: bench/companion/package.json bench/companion/package-lock.json
+	cd bench/companion && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The benchmarks, one after the other (PostgreSQL and Redis: BENCH_DATABASE_URL, BENCH_REDIS_URL):
+# complete -> available, the listing and a request by files held, presign under load next to a bare
+# signer and Companion, and large scans next to a bare GET and clamd.
 bench: dev-venv
-	@scripts/system-packages.sh run
+	@scripts/system-packages.sh bench
+	@$(MAKE) --no-print-directory bench/companion/node_modules/.installed
 	$(BIN)/python -m bench.complete_to_available
 	$(BIN)/python -m bench.held
+	$(BIN)/python -m bench.presign
 
 # Needs PostgreSQL and Redis (BENCH_DATABASE_URL, BENCH_REDIS_URL); BENCH_ARGS="--users 20 --duration 30".
 bench-load: dev-venv
 	$(BIN)/python -m bench.load $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache node_modules
+	rm -rf $(VENV) instance .pytest_cache node_modules bench/companion/node_modules

@@ -4,9 +4,10 @@
 #   scripts/system-packages.sh run    libmagic, Python's venv, ClamAV (unless SCANNER=disabled)
 #   scripts/system-packages.sh test   the same, plus Chromium and Node.js with npm
 #   scripts/system-packages.sh ci     the same as test, plus PostgreSQL, Redis and make
+#   scripts/system-packages.sh bench  the same as run, plus wrk and Node.js with npm (bench/presign)
 set -euo pipefail
 target="${1:-test}"
-case "$target" in run|test|ci) ;; *) echo "usage: $0 run|test|ci" >&2; exit 2 ;; esac
+case "$target" in run|test|ci|bench) ;; *) echo "usage: $0 run|test|ci|bench" >&2; exit 2 ;; esac
 
 need=()
 has() { command -v "$1" >/dev/null 2>&1; }
@@ -21,6 +22,11 @@ fi
 if [ "$target" != run ]; then
   [ -x /usr/bin/chromium ] || need+=(chromium)
   has npm || need+=(nodejs npm)
+fi
+if [ "$target" = bench ]; then
+  has wrk || need+=(wrk)
+  has npm || need+=(nodejs npm)
+  has taskset || need+=(util-linux)
 fi
 if [ "$target" = ci ]; then
   has redis-server || need+=(redis-server)

@@ -108,6 +108,20 @@ def test_the_cookie_expires_with_the_session(app, client, clock):
     assert client.get_cookie("session").expires.timestamp() == clock.at + IDLE
 
 
+def test_the_cookie_is_sent_again_only_when_the_last_request_time_moves(client, clock):
+    """Requests within a tenth of the idle timeout (a minute at most) leave the session as it is, so
+    the cookie is not signed and sent again; the next one after that moves its time and expiry."""
+    client.get("/files")
+    resolution = sessions.seen_resolution({"SESSION_IDLE_TIMEOUT": IDLE})
+    assert resolution == IDLE // 10
+    clock.advance(resolution - 1)
+    assert "Set-Cookie" not in client.get("/files").headers
+    clock.advance(1)
+    sent = client.get("/files").headers.get("Set-Cookie", "")
+    assert sent.startswith("session=")
+    assert client.get_cookie("session").expires.timestamp() == clock.at + IDLE
+
+
 def test_the_cookie_never_outlives_the_maximum_age(app, user, clock):
     app.config["SESSION_IDLE_TIMEOUT"] = 10 * MAX_AGE
     client = app.test_client()

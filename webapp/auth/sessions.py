@@ -1,7 +1,8 @@
 """Session lifetimes, and the gate in front of the JSON API.
 
-A session ends SESSION_MAX_AGE after login and SESSION_IDLE_TIMEOUT after its last request. Both
-times live in the signed session cookie, so a copy of an old cookie carries its own expiry with it.
+A session ends SESSION_MAX_AGE after login and SESSION_IDLE_TIMEOUT after its last request (counted
+to the minute: see seen_resolution). Both times live in the signed session cookie, so a copy of an
+old cookie carries its own expiry with it.
 """
 
 import time
@@ -45,6 +46,12 @@ def ends_at(cookie_session, config):
     return min(login_at + config["SESSION_MAX_AGE"], seen_at + config["SESSION_IDLE_TIMEOUT"])
 
 
+def seen_resolution(config):
+    """How stale the last-request time may get before a request writes it again (up to a minute,
+    a tenth of the idle timeout when that is short): an idle session ends that much early at most."""
+    return min(60, config["SESSION_IDLE_TIMEOUT"] // 10)
+
+
 class LifetimeSessionInterface(SecureCookieSessionInterface):
     """Flask's signed-cookie sessions, whose cookie expires when the session does."""
 
@@ -60,6 +67,9 @@ def register(app):
     app.session_interface = LifetimeSessionInterface()
     # The signature itself is refused once older than this, whatever the cookie says.
     app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(seconds=app.config["SESSION_MAX_AGE"])
+    # The cookie is sent again when the session changes (its last-request time included), not on
+    # every response: its expiry follows that time, so nothing is lost.
+    app.config["SESSION_REFRESH_EACH_REQUEST"] = False
 
     @app.before_request
     def guard_session():
@@ -67,7 +77,8 @@ def register(app):
             end = ends_at(session, app.config)
             if end is None or now() >= end:
                 _end_session()
-            else:
+            elif now() - session[SEEN_AT] >= seen_resolution(app.config):
+                # Not on every request: an unchanged session is not signed and sent again.
                 session[SEEN_AT] = now()
         # Strangers to the API are told to log in before anything else is checked (CSRF included):
         # a client without a session has no token to send, and "log in" is the answer it can act on.

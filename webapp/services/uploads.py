@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import bindparam, insert, select, tuple_, update
 
 from webapp import logs, queue
 from webapp import storage as store
@@ -62,11 +62,25 @@ def quota_for(user):
 
 
 def _lock_user(user_id):
-    """The user's row, locked and read afresh: quota checks per user are serialised on PostgreSQL,
-    so parallel presigns cannot overbook, and see the usage counters as the last commit left them."""
-    return db.session.execute(
-        select(User).where(User.id == user_id).with_for_update().execution_options(populate_existing=True)
-    ).scalar_one()
+    """What the quota checks read of the user's row, locked and read afresh: quota checks per user
+    are serialised on PostgreSQL, so parallel presigns cannot overbook, and see the usage counters
+    as the last commit left them."""
+    return db.session.execute(_LOCK_USER, {"user_id": user_id}).one()
+
+
+# Built once: a statement object reused with new parameters skips SQLAlchemy's cache-key work.
+_LOCK_USER = (
+    select(
+        User.id,
+        User.is_banned,
+        User.pending_uploads,
+        User.quota_bytes,
+        (User.bytes_held + User.bytes_reserved).label("bytes_used"),
+    )
+    .where(User.id == bindparam("user_id"))
+    .with_for_update()
+)
+_INSERT_UPLOAD = insert(Upload.__table__)
 
 
 def _part_plan(size):
@@ -118,40 +132,43 @@ def begin_upload(user, filename, size, content_type):
     key = store.incoming_key(owner.id, upload_id)
     now = utcnow()
     ttl = config["UPLOAD_URL_TTL"]
-    upload = Upload(
-        id=upload_id,
-        user_id=owner.id,
-        filename=filename,
-        size=size,
-        declared_type=content_type,
-        incoming_key=key,
-        created_at=now,
-        updated_at=now,
-        expires_at=now + timedelta(seconds=config["PENDING_UPLOAD_TTL"]),
-    )
+    row = {
+        "id": upload_id,
+        "user_id": owner.id,
+        "filename": filename,
+        "size": size,
+        "declared_type": content_type,
+        "status": UploadStatus.PENDING.value,
+        "incoming_key": key,
+        "scan_failures": 0,
+        "unscanned": False,
+        "created_at": now,
+        "updated_at": now,
+        "expires_at": now + timedelta(seconds=config["PENDING_UPLOAD_TTL"]),
+    }
     plan = _part_plan(size)
     result = {"method": "PUT", "expires_at": (now + timedelta(seconds=ttl)).isoformat()}
     if plan:
         try:
-            upload.multipart_upload_id = storage.create_multipart(key, content_type)
+            row["multipart_upload_id"] = storage.create_multipart(key, content_type)
         except store.StorageError as exc:
             db.session.rollback()
             raise _storage_unavailable() from exc
-        upload.part_size, upload.part_count = plan
+        row["part_size"], row["part_count"] = plan
         result["multipart"] = {"part_size": plan[0], "part_count": plan[1]}
     else:
         result["url"] = storage.presign_put(key, content_type, size, ttl)
         result["headers"] = {"Content-Type": content_type}
-    db.session.add(upload)
     try:
-        db.session.flush()
-        result["upload"] = upload.to_dict()  # before the commit expires it: no query to read it back
+        # One INSERT, without the unit of work: the answer is built from the same values.
+        db.session.execute(_INSERT_UPLOAD, row)
         db.session.commit()
     except Exception:
         db.session.rollback()
-        if upload.multipart_upload_id:
-            storage.abort_multipart(key, upload.multipart_upload_id)
+        if "multipart_upload_id" in row:
+            storage.abort_multipart(key, row["multipart_upload_id"])
         raise
+    result["upload"] = Upload(**row).to_dict()
     return result
 
 
