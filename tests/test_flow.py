@@ -11,8 +11,10 @@ from tests.conftest import RESOURCES, bucket_keys
 from tests.hostile_corpus import png
 from webapp.extensions import db
 from webapp.models import Upload
-from webapp.queue import get_queue
+from webapp.models.base import utcnow
+from webapp.queue import SCAN_BACKLOG, SCANS, get_queue, scan_job_id
 from webapp.scanning.clamd import EICAR
+from webapp.services import maintenance
 from webapp.storage import get_storage
 
 
@@ -392,3 +394,36 @@ def test_stream_over_clamd_limit_is_never_clean(app, api, run_worker, services, 
         localservices.stop(process)
     info = api.status(upload_id)
     assert (info["status"], info["reason"]) == ("rejected", "scan_limits_exceeded")
+
+
+class TestFairShare:
+    """One user's flood of uploads must not starve the others' scans."""
+
+    @pytest.fixture
+    def app_config(self):
+        return {"SCAN_FAIR_SHARE": 3}
+
+    def test_a_flood_waits_behind_other_users_scans(self, app, api, other_api, run_worker):
+        flood = [api.upload(b"flood %d\n" % i, filename=f"flood-{i}.txt") for i in range(10)]
+        others = [other_api.upload(b"other %d\n" % i, filename=f"other-{i}.txt") for i in range(2)]
+        # The flood's first three join the scan queue in turn; the rest wait on the backlog.
+        assert get_queue(SCANS).job_ids == [scan_job_id(i) for i in flood[:3] + others]
+        assert get_queue(SCAN_BACKLOG).job_ids == [scan_job_id(i) for i in flood[3:]]
+        run_worker()
+        scanned = sorted(flood + others, key=lambda upload_id: row(upload_id).scanned_at)
+        assert {row(upload_id).status for upload_id in scanned} == {"available"}
+        assert set(scanned[:5]) == set(flood[:3] + others)
+        # Its files scanned, the same user is back in turn.
+        again = api.upload(b"one more\n", filename="again.txt")
+        assert get_queue(SCANS).job_ids == [scan_job_id(again)]
+        assert get_queue(SCAN_BACKLOG).job_ids == []
+
+    def test_the_reconciler_keeps_the_fair_share(self, app, api, run_worker):
+        flood = [api.upload(b"flood %d\n" % i, filename=f"flood-{i}.txt") for i in range(5)]
+        for name in (SCANS, SCAN_BACKLOG):
+            get_queue(name).empty()  # Redis lost the jobs
+        assert maintenance.requeue_stuck(utcnow())[0] == {"requeued": 5}
+        assert set(get_queue(SCANS).job_ids) | set(get_queue(SCAN_BACKLOG).job_ids) == {scan_job_id(i) for i in flood}
+        assert len(get_queue(SCAN_BACKLOG).job_ids) == 2
+        run_worker()
+        assert {row(upload_id).status for upload_id in flood} == {"available"}

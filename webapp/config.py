@@ -165,6 +165,8 @@ def load_config(env_name=None, environ=None):
         "ALLOWED_TYPES": _allowed_types(env),
         "FILES_PER_PAGE": num("FILES_PER_PAGE", 25),
         "SCAN_JOB_RETRIES": num("SCAN_JOB_RETRIES", 5),
+        # files of one user waiting for a verdict before the rest queue behind other users' scans
+        "SCAN_FAIR_SHARE": max(num("SCAN_FAIR_SHARE", 8), 1),
         # scans of one upload that may crash, time out or fail on the file before it is rejected
         "MAX_SCAN_FAILURES": num("MAX_SCAN_FAILURES", 3),
         # Maintenance: how often each task runs, and how long things may sit before it acts

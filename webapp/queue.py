@@ -17,7 +17,10 @@ log = logging.getLogger(__name__)
 
 SCANS = "scans"
 MAINTENANCE = "maintenance"
-QUEUE_NAMES = (SCANS, MAINTENANCE)
+#: Scans past their user's fair share, and rescans: a worker takes them when the others are empty.
+SCAN_BACKLOG = "scan-backlog"
+#: Every queue, in the order a worker takes jobs from them.
+QUEUE_NAMES = (SCANS, MAINTENANCE, SCAN_BACKLOG)
 
 #: Backoff between retries of a scan that hit a transient error (seconds).
 SCAN_RETRY_INTERVALS = [5, 20, 60, 180, 600]
@@ -71,22 +74,34 @@ def scan_job_status(upload_id):
     return _status(scan_job_id(upload_id), get_redis())
 
 
-def enqueue_scan(upload_id, size):
-    """Queue the scan of an upload unless one is already queued or running; False if Redis is down."""
+def enqueue_scan(upload_id, size, backlog=False):
+    """Queue the scan of an upload (on the backlog, behind every other scan, with backlog) unless one
+    is already queued or running; False if Redis is down."""
     return _enqueue_upload_job(
-        "webapp.jobs.scan_upload", scan_job_id(upload_id), upload_id, size, f"scan upload {upload_id}"
+        SCAN_BACKLOG if backlog else SCANS,
+        "webapp.jobs.scan_upload",
+        scan_job_id(upload_id),
+        upload_id,
+        size,
+        f"scan upload {upload_id}",
     )
 
 
 def enqueue_rescan(upload_id, size):
-    """Queue the malware scan of a file accepted while scanning was off; False if Redis is down."""
+    """Queue the malware scan of a file accepted while scanning was off, on the backlog (files already
+    served wait behind new uploads); False if Redis is down."""
     return _enqueue_upload_job(
-        "webapp.jobs.rescan_upload", rescan_job_id(upload_id), upload_id, size, f"scan unscanned upload {upload_id}"
+        SCAN_BACKLOG,
+        "webapp.jobs.rescan_upload",
+        rescan_job_id(upload_id),
+        upload_id,
+        size,
+        f"scan unscanned upload {upload_id}",
     )
 
 
-def _enqueue_upload_job(function, job_id, upload_id, size, description):
-    queue = get_queue(SCANS)
+def _enqueue_upload_job(queue_name, function, job_id, upload_id, size, description):
+    queue = get_queue(queue_name)
     try:
         if _is_live(job_id, queue.connection):
             return True

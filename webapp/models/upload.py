@@ -3,7 +3,7 @@
 import enum
 import secrets
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, false
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp.extensions import db
@@ -27,6 +27,10 @@ class UploadStatus(enum.StrEnum):
 
 #: Statuses still on their way to a verdict.
 IN_FLIGHT = (UploadStatus.PENDING, UploadStatus.UPLOADED, UploadStatus.SCANNING)
+#: Statuses of uploads whose bytes arrived and wait for the scan's verdict.
+AWAITING_VERDICT = (UploadStatus.UPLOADED, UploadStatus.SCANNING)
+#: The same, as the condition of a partial index (built from constants only).
+AWAITING_VERDICT_SQL = "status IN ({})".format(", ".join(f"'{status.value}'" for status in AWAITING_VERDICT))
 #: Statuses that count against the owner's quota.
 COUNTS_AGAINST_QUOTA = IN_FLIGHT + (UploadStatus.AVAILABLE, UploadStatus.QUARANTINED)
 #: Statuses shown in the owner's listing.
@@ -45,6 +49,14 @@ class Upload(db.Model):
     __table_args__ = (
         Index("ix_uploads_user_created", "user_id", "created_at", "id"),
         Index("ix_uploads_status_updated", "status", "updated_at"),
+        # A user's files waiting for a verdict, counted whenever one more is queued (few rows, even
+        # for a user holding many files).
+        Index(
+            "ix_uploads_awaiting_verdict_user",
+            "user_id",
+            postgresql_where=text(AWAITING_VERDICT_SQL),
+            sqlite_where=text(AWAITING_VERDICT_SQL),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_upload_id)

@@ -12,14 +12,15 @@ from webapp import storage as store
 from webapp.extensions import db
 from webapp.models import MaintenanceRun, Upload, UploadStatus
 from webapp.models.base import utcnow
+from webapp.models.upload import AWAITING_VERDICT
 from webapp.services import usage
-from webapp.services.uploads import mark_uploaded
+from webapp.services.uploads import mark_uploaded, queue_scan
 
 log = logging.getLogger(__name__)
 
 #: How many rows one run of a task handles at most (the next run takes the rest).
 BATCH = 500
-_IN_FLIGHT = (UploadStatus.UPLOADED.value, UploadStatus.SCANNING.value)
+_IN_FLIGHT = tuple(status.value for status in AWAITING_VERDICT)
 
 
 def expire_pending(now):
@@ -89,7 +90,7 @@ def requeue_stuck(now):
             continue
         if status is not None and upload.updated_at >= quiet:
             continue
-        if queue.enqueue_scan(upload.id, upload.size):
+        if queue_scan(upload.id):
             counts["requeued"] += 1
     return counts, 0
 

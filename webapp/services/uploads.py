@@ -6,14 +6,14 @@ import re
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import bindparam, insert, select, tuple_, update
+from sqlalchemy import bindparam, func, insert, select, tuple_, update
 
 from webapp import logs, queue
 from webapp import storage as store
 from webapp.extensions import db
 from webapp.models import Share, Upload, UploadStatus, User
 from webapp.models.base import utcnow
-from webapp.models.upload import LISTED, new_upload_id
+from webapp.models.upload import AWAITING_VERDICT, LISTED, new_upload_id
 from webapp.scanning.filetypes import normalize_type
 from webapp.services import audit
 from webapp.services.names import clean_filename, content_disposition, download_name
@@ -256,7 +256,7 @@ def complete_upload(user, upload_id, parts=None):
     upload = own_upload(user, upload_id)
     if upload.status == UploadStatus.UPLOADED.value:
         # Completing again is harmless, and re-queues a scan whose enqueue was lost.
-        queue.enqueue_scan(upload.id, upload.size)
+        queue_scan(upload.id)
         return upload
     if upload.status != UploadStatus.PENDING.value:
         return upload
@@ -288,9 +288,31 @@ def mark_uploaded(upload_id):
     )
     db.session.commit()
     if result.rowcount:
-        size = db.session.scalar(select(Upload.size).where(Upload.id == upload_id))
-        queue.enqueue_scan(upload_id, size)
+        queue_scan(upload_id)
     return bool(result.rowcount)
+
+
+def queue_scan(upload_id):
+    """Queue an upload's scan (unless queued already); False if Redis is down.
+
+    While fewer than SCAN_FAIR_SHARE of its owner's files that arrived before it wait for a verdict,
+    it joins the scan queue in turn; past that, the backlog, which workers take only when no other
+    scan waits. One user's flood of uploads thus delays the others' scans by at most that many jobs
+    per flooding user.
+    """
+    size, user_id, uploaded_at = db.session.execute(
+        select(Upload.size, Upload.user_id, Upload.uploaded_at).where(Upload.id == upload_id)
+    ).one()
+    ahead = db.session.scalar(
+        select(func.count())
+        .select_from(Upload)
+        .where(
+            Upload.user_id == user_id,
+            Upload.status.in_([status.value for status in AWAITING_VERDICT]),
+            Upload.uploaded_at < uploaded_at,
+        )
+    )
+    return queue.enqueue_scan(upload_id, size, backlog=ahead >= current_app.config["SCAN_FAIR_SHARE"])
 
 
 def delete_upload(user, upload_id, ip=None):
