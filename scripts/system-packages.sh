@@ -13,7 +13,7 @@ need=()
 has() { command -v "$1" >/dev/null 2>&1; }
 
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
-/sbin/ldconfig -p 2>/dev/null | grep -q 'libmagic.so.1' || need+=(libmagic1)
+/sbin/ldconfig -p 2>/dev/null | grep 'libmagic.so.1' >/dev/null || need+=(libmagic1)  # not grep -q: an early exit would SIGPIPE ldconfig and fail the pipe
 [ -f /usr/share/misc/magic.mgc ] || [ -f /usr/lib/file/magic.mgc ] || need+=(libmagic-mgc)
 if [ "$target" != run ] || [ "${SCANNER:-clamd}" != disabled ]; then
   has clamd || [ -x /usr/sbin/clamd ] || need+=(clamav-daemon)
