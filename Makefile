@@ -69,13 +69,16 @@ bench/companion/node_modules/.installed: bench/companion/package.json bench/comp
 
 # The benchmarks, one after the other (PostgreSQL and Redis: BENCH_DATABASE_URL, BENCH_REDIS_URL):
 # complete -> available, the listing and a request by files held, presign under load next to a bare
-# signer and Companion, and large scans next to a bare GET and clamd.
+# signer and Companion, large scans next to a bare GET and clamd, then
+# the load test.
 bench: dev-venv
 	@scripts/system-packages.sh bench
 	@$(MAKE) --no-print-directory bench/companion/node_modules/.installed
 	$(BIN)/python -m bench.complete_to_available
-	$(BIN)/python -m bench.held
+	$(BIN)/python -m bench.listing
 	$(BIN)/python -m bench.presign
+	$(BIN)/python -m bench.scan
+	$(BIN)/python -m bench.load $(BENCH_ARGS)
 
 # Needs PostgreSQL and Redis (BENCH_DATABASE_URL, BENCH_REDIS_URL); BENCH_ARGS="--users 20 --duration 30".
 bench-load: dev-venv

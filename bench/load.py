@@ -29,6 +29,8 @@ from pathlib import Path
 from flask_migrate import upgrade
 from redis import Redis
 from rq import Worker
+from rq.job import Job
+from rq.registry import FinishedJobRegistry
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
@@ -72,6 +74,19 @@ def reset_database(url):
         conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
         conn.execute(text("CREATE SCHEMA public"))
     engine.dispose()
+
+
+def fresh_services(limits):
+    """The emptied benchmark database (BENCH_DATABASE_URL) and the services, with limits in the
+    environment first (clamd's follow MAX_UPLOAD_BYTES); returns (workdir, the app's settings, processes)."""
+    os.environ.update(limits)
+    database_url = os.environ.get("BENCH_DATABASE_URL") or DEFAULT_DATABASE
+    reset_database(database_url)
+    workdir = Path(tempfile.mkdtemp(prefix="satchel-bench-"))
+    settings, processes = start_services(workdir, database_url, os.environ.get("BENCH_REDIS_URL") or DEFAULT_REDIS)
+    settings.update(limits)
+    os.environ.update(settings)
+    return workdir, settings, processes
 
 
 def wait_for_workers(count, timeout=60):
@@ -139,7 +154,7 @@ def _step_line(name, values):
     )
 
 
-def report(args, elapsed, attempts, rows, drain, findings):
+def report(args, elapsed, attempts, rows, drain, findings, capacity):
     """Print throughput, latencies per step and the audit."""
     completed = [attempt for attempt in attempts if attempt.completed]
     finished = [rows[a.upload_id] for a in completed if a.upload_id in rows and rows[a.upload_id].status in FINAL]
@@ -173,9 +188,9 @@ def report(args, elapsed, attempts, rows, drain, findings):
     print(f"\n{'step':<16}{'n':>7}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}")
     for step in STEPS:
         print(_step_line(step, [a.timings[step] for a in attempts if step in a.timings]))
-    print(
-        _step_line("complete->final", [(row.scanned_at - row.uploaded_at).total_seconds() * 1000 for row in finished])
-    )
+    to_final = sorted((row.scanned_at - row.uploaded_at).total_seconds() * 1000 for row in finished)
+    print(_step_line("complete->final", to_final))
+    report_goals(args, len(completed) / elapsed, capacity, drain, to_final)
     print("\naudit: " + ", ".join(f"{check} {findings.figures[check]}" for check in CHECKS))
     print(f"scan jobs {findings.scan_jobs}, run more than once {findings.scans_rerun}")
     for check, description in CHECKS.items():
@@ -184,6 +199,43 @@ def report(args, elapsed, attempts, rows, drain, findings):
     for refusal, n in findings.refusals.most_common():
         print(f"  refused as {refusal}: {n}")
     print("FAIL" if findings.failed else "PASS")
+
+
+def scan_capacity(rq_workers):
+    """Scans a second the RQ workers can do: scan jobs finished over the seconds they kept the workers
+    busy (RQ's own start and end times), times the workers. Unlike verdicts over wall time, this is not
+    capped by how fast uploads arrive. Returns (scans/s, jobs, mean ms per job)."""
+    durations = []
+    for name in (queue.SCANS, queue.SCAN_BACKLOG):
+        finished = FinishedJobRegistry(queue=queue.get_queue(name))
+        jobs = Job.fetch_many(finished.get_job_ids(), connection=finished.connection)
+        durations += [(job.ended_at - job.started_at).total_seconds() for job in jobs if job and job.ended_at]
+    if not durations:
+        return 0.0, 0, 0.0
+    busy = sum(durations)
+    return len(durations) / busy * rq_workers, len(durations), busy / len(durations) * 1000
+
+
+def report_goals(args, completes_per_s, capacity, drain, to_final):
+    """The load test's figures against the performance goals."""
+    scans_per_s, jobs, mean_ms = capacity
+    drained, waited = drain
+    p50 = percentile(to_final, 0.5) if to_final else float("nan")
+    ratio = scans_per_s / completes_per_s if completes_per_s else float("nan")
+    print("\ngoals:")
+    print(
+        f"  scan capacity {scans_per_s:.1f} scans/s ({jobs} jobs, {mean_ms:.0f} ms each, {args.rq_workers} workers) "
+        f"vs {completes_per_s:.1f} completes/s = {ratio:.2f}x (goal >= 2x): {_met(ratio >= 2)}"
+    )
+    print(
+        f"  queue {'drained' if drained else 'NOT drained'} {waited:.1f} s after the load "
+        f"(goal <= 5 s): {_met(drained and waited <= 5)}"
+    )
+    print(f"  complete->final p50 {p50:.0f} ms (goal < 2000 ms): {_met(p50 < 2000)}")
+
+
+def _met(ok):
+    return "met" if ok else "MISSED"
 
 
 def parse_args():
@@ -252,7 +304,7 @@ def main():
             drain = wait_for_drain(args.settle)
             rows = load_rows()
             findings = audit(attempts, rows)
-            report(args, elapsed, attempts, rows, drain, findings)
+            report(args, elapsed, attempts, rows, drain, findings, scan_capacity(args.rq_workers))
         outcome = "fail" if findings.failed else "pass"
     except KeyboardInterrupt:
         outcome = "interrupted"

@@ -26,15 +26,14 @@ import re
 import secrets
 import shutil
 import subprocess
-import tempfile
 import uuid
 from pathlib import Path
 
 import requests
 
-from bench.held import add_files
-from bench.load import DEFAULT_DATABASE, DEFAULT_REDIS, UNTHROTTLED, reset_database
-from bench.stack import ROOT, pinned, spawn, start_gunicorn, start_services, stop_all
+from bench.listing import add_files
+from bench.load import UNTHROTTLED, fresh_services
+from bench.stack import ROOT, pinned, spawn, start_gunicorn, stop_all
 from devtools import localservices
 
 COMPANION = ROOT / "bench" / "companion" / "node_modules" / ".bin" / "companion"
@@ -188,12 +187,7 @@ def main():
     args = parse_args()
     server_core, args.load_core = cores()
     held_sizes = [int(size) for size in args.held.split(",")]
-    database_url = os.environ.get("BENCH_DATABASE_URL") or DEFAULT_DATABASE
-    reset_database(database_url)
-    workdir = Path(tempfile.mkdtemp(prefix="satchel-bench-"))
-    settings, processes = start_services(workdir, database_url, os.environ.get("BENCH_REDIS_URL") or DEFAULT_REDIS)
-    settings.update(UNTHROTTLED)
-    os.environ.update(settings)
+    workdir, settings, processes = fresh_services(UNTHROTTLED)
     print(
         f"presign under load: each server on core {server_core}, wrk on core {args.load_core}, "
         f"{args.connections} connections, {args.duration:g} s after {args.warmup:g} s of warm-up",

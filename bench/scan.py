@@ -17,9 +17,7 @@ RSS growth while it scanned.
 
 import argparse
 import json
-import os
 import re
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -27,8 +25,8 @@ from pathlib import Path
 import requests
 from flask_migrate import upgrade
 
-from bench.load import DEFAULT_DATABASE, DEFAULT_REDIS, UNTHROTTLED, reset_database
-from bench.stack import ROOT, start_services, start_worker, stop_all
+from bench.load import UNTHROTTLED, fresh_services
+from bench.stack import ROOT, start_worker, stop_all
 from devtools import localservices
 from webapp.scanning.clamd import ClamdClient, parse_instream_reply
 
@@ -113,13 +111,7 @@ def main():
         "MULTIPART_THRESHOLD": str(largest + 1),  # one presigned PUT, as the bare GET reads one object
         "LOG_FORMAT": "json",
     }
-    os.environ.update(limits)  # clamd's limits follow MAX_UPLOAD_BYTES
-    database_url = os.environ.get("BENCH_DATABASE_URL") or DEFAULT_DATABASE
-    reset_database(database_url)
-    workdir = Path(tempfile.mkdtemp(prefix="satchel-bench-"))
-    settings, processes = start_services(workdir, database_url, os.environ.get("BENCH_REDIS_URL") or DEFAULT_REDIS)
-    settings.update(limits)
-    os.environ.update(settings)
+    workdir, settings, processes = fresh_services(limits)
     results = []
     try:
         from webapp import create_app
