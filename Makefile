@@ -69,7 +69,7 @@ bench/companion/node_modules/.installed: bench/companion/package.json bench/comp
 
 # The benchmarks, one after the other (PostgreSQL and Redis: BENCH_DATABASE_URL, BENCH_REDIS_URL):
 # complete -> available, the listing and a request by files held, presign under load next to a bare
-# signer and Companion, large scans next to a bare GET and clamd, then
+# signer and Companion, large scans next to a bare GET and clamd, a 1 GiB upload next to boto3, then
 # the load test.
 bench: dev-venv
 	@scripts/system-packages.sh bench
@@ -78,6 +78,7 @@ bench: dev-venv
 	$(BIN)/python -m bench.listing
 	$(BIN)/python -m bench.presign
 	$(BIN)/python -m bench.scan
+	$(BIN)/python -m bench.upload
 	$(BIN)/python -m bench.load $(BENCH_ARGS)
 
 # Needs PostgreSQL and Redis (BENCH_DATABASE_URL, BENCH_REDIS_URL); BENCH_ARGS="--users 20 --duration 30".

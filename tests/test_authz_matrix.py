@@ -118,7 +118,9 @@ MATRIX = [
     Row("DELETE", "/api/uploads/{available}", "401 204 404 401 404", changes="owner"),
     Row("DELETE", "/api/uploads/{pending}", "401 204 404 401 404", changes="owner"),
     Row("POST", "/api/uploads/{pending}/parts", "401 200 404 401 404", {"part_numbers": [1]}),
-    Row("POST", "/api/uploads/{pending}/complete", "401 422 404 401 404"),
+    Row("GET", "/api/uploads/{pending}/parts", "401 200 404 401 404"),
+    Row("GET", "/api/uploads/{available}/parts", "401 409 404 401 404"),
+    Row("POST", "/api/uploads/{pending}/complete", "401 409 404 401 404"),  # no parts in storage yet
     Row("POST", "/api/uploads/{available}/complete", "401 202 404 401 404"),
     # Public share links: the same for everyone; a revoked link is gone for everyone.
     Row("GET", "/s/{token}", "200 200 200 200 200"),

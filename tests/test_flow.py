@@ -313,11 +313,11 @@ def test_bytes_changed_between_scan_and_copy_are_scanned_again(app, api, run_wor
     real_copy = Storage.copy
     rewrites = []
 
-    def copy_after_rewrite(self, source, dest, if_match, content_type):
+    def copy_after_rewrite(self, source, dest, if_match, content_type, size):
         # Someone rewrites the object between the scan and the promotion copy.
         if len(rewrites) < 1:
             rewrites.append(requests.put(url, data=SECOND, timeout=10).status_code)
-        return real_copy(self, source, dest, if_match, content_type)
+        return real_copy(self, source, dest, if_match, content_type, size)
 
     monkeypatch.setattr(Storage, "copy", copy_after_rewrite)
     run_worker()
@@ -340,7 +340,7 @@ def test_bytes_that_keep_changing_are_rejected(app, api, run_worker, monkeypatch
     )
     versions = iter(range(100))
 
-    def copy_after_rewrite(self, source, dest, if_match, content_type):
+    def copy_after_rewrite(self, source, dest, if_match, content_type, size):
         requests.put(url, data=b"%010d" % next(versions), timeout=10)
         raise PreconditionFailed("the source changed")
 
@@ -360,9 +360,9 @@ def test_bytes_rewritten_before_the_copy_are_the_bytes_scanned_and_served(app, a
     )
     real_copy = Storage.copy
 
-    def copy_after_rewrite(self, source, dest, if_match, content_type):
+    def copy_after_rewrite(self, source, dest, if_match, content_type, size):
         requests.put(url, data=b"abcdefghij", timeout=10)
-        return real_copy(self, source, dest, if_match, content_type)
+        return real_copy(self, source, dest, if_match, content_type, size)
 
     monkeypatch.setattr(Storage, "copy", copy_after_rewrite)
     run_worker()

@@ -129,6 +129,8 @@ def load_config(env_name=None, environ=None):
         "S3_BUCKET": get("S3_BUCKET", "satchel-dev" if dev else None),
         "S3_REGION": get("S3_REGION", "us-east-1"),
         "S3_ACCESS_KEY_ID": get("S3_ACCESS_KEY_ID", get("AWS_ACCESS_KEY_ID", "testing" if dev else None)),
+        # the largest object one CopyObject copies (5 GiB on S3); larger ones are copied in parts
+        "S3_MAX_SINGLE_COPY": num("S3_MAX_SINGLE_COPY", 5 * 1024 * MiB),
         "S3_SECRET_ACCESS_KEY": get("S3_SECRET_ACCESS_KEY", get("AWS_SECRET_ACCESS_KEY", "testing" if dev else None)),
         # Scanning: "clamd", or "disabled" (development only; every page then says so)
         "SCANNER": get("SCANNER", "clamd"),
@@ -144,6 +146,9 @@ def load_config(env_name=None, environ=None):
         "DEFAULT_QUOTA_BYTES": num("DEFAULT_QUOTA_BYTES", 2048 * MiB),
         "MULTIPART_THRESHOLD": num("MULTIPART_THRESHOLD", 64 * MiB),
         "MULTIPART_PART_SIZE": num("MULTIPART_PART_SIZE", 16 * MiB),
+        # the upload widget: parts of one file in flight at once, and files uploading at once
+        "UPLOAD_PARALLEL_PARTS": max(1, num("UPLOAD_PARALLEL_PARTS", 4)),
+        "UPLOAD_PARALLEL_FILES": max(1, num("UPLOAD_PARALLEL_FILES", 3)),
         "UPLOAD_URL_TTL": num("UPLOAD_URL_TTL", 600),
         "DOWNLOAD_URL_TTL": num("DOWNLOAD_URL_TTL", 120),
         "PENDING_UPLOAD_TTL": num("PENDING_UPLOAD_TTL", 24 * 3600),

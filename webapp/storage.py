@@ -26,6 +26,12 @@ class PreconditionFailed(StorageError):
 
 #: Seconds a readiness probe gives the bucket to answer.
 PROBE_TIMEOUT = 2
+GiB = 1024**3
+#: S3's limits: the largest object one CopyObject copies, and the parts of a multipart upload.
+MAX_SINGLE_COPY = 5 * GiB
+MIN_PART = 5 * 1024**2
+MAX_PART = 5 * GiB
+MAX_PARTS = 10_000
 
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
 
@@ -71,8 +77,10 @@ class Storage:
         secret_key=None,
         connect_timeout=5,
         read_timeout=30,
+        max_single_copy=MAX_SINGLE_COPY,
     ):
         self.bucket = bucket
+        self.max_single_copy = max_single_copy
         config = BotoConfig(
             signature_version="s3v4",
             s3={"addressing_style": "path" if endpoint_url else "auto"},
@@ -97,6 +105,7 @@ class Storage:
             endpoint_url=config["S3_ENDPOINT_URL"],
             access_key=config["S3_ACCESS_KEY_ID"],
             secret_key=config["S3_SECRET_ACCESS_KEY"],
+            max_single_copy=config["S3_MAX_SINGLE_COPY"],
         )
 
     def probe(self):
@@ -164,6 +173,35 @@ class Storage:
         result = self._call("complete_multipart_upload", Key=key, UploadId=upload_id, MultipartUpload=body)
         return result.get("ETag")
 
+    def list_parts(self, key, upload_id):
+        """The parts storage holds for a multipart upload, every page of them, in part order:
+        [{"part_number", "size", "etag", "modified"}]. ObjectMissing if the upload is gone."""
+        parts = []
+        pages = self.client.get_paginator("list_parts").paginate(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        try:
+            for page in pages:
+                for part in page.get("Parts", []):
+                    parts.append(
+                        {
+                            "part_number": part["PartNumber"],
+                            "size": part["Size"],
+                            "etag": part["ETag"],
+                            "modified": part["LastModified"],
+                        }
+                    )
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc) from exc
+        return sorted(parts, key=lambda part: part["part_number"])
+
+    def list_multipart_uploads(self, prefix):
+        """Every unfinished multipart upload under prefix: key, upload id and when it began."""
+        try:
+            for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=prefix):
+                for item in page.get("Uploads", []):
+                    yield {"key": item["Key"], "upload_id": item["UploadId"], "initiated": item["Initiated"]}
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate(exc) from exc
+
     def abort_multipart(self, key, upload_id):
         """Abort a multipart upload; an unknown one is already gone."""
         try:
@@ -218,8 +256,14 @@ class Storage:
         """Write a small object the server made itself (thumbnails)."""
         self._call("put_object", Key=key, Body=data, ContentType=content_type)
 
-    def copy(self, source_key, dest_key, if_match, content_type):
-        """Server-side copy, only if the source still has ETag if_match; returns the new ETag."""
+    def copy(self, source_key, dest_key, if_match, content_type, size):
+        """Server-side copy of a size-byte object, only if the source still has ETag if_match.
+
+        Past max_single_copy (CopyObject stops at 5 GiB on S3) the copy is a multipart upload whose
+        parts are copied range by range (UploadPartCopy), each guarded by the same ETag.
+        """
+        if size > self.max_single_copy:
+            return self._multipart_copy(source_key, dest_key, if_match, content_type, size)
         result = self._call(
             "copy_object",
             Key=dest_key,
@@ -229,6 +273,28 @@ class Storage:
             MetadataDirective="REPLACE",
         )
         return result["CopyObjectResult"]["ETag"]
+
+    def _multipart_copy(self, source_key, dest_key, if_match, content_type, size):
+        part_size = copy_part_size(size, self.max_single_copy)
+        upload_id = self.create_multipart(dest_key, content_type)
+        try:
+            parts = []
+            for number, start in enumerate(range(0, size, part_size), start=1):
+                end = min(start + part_size, size) - 1
+                result = self._call(
+                    "upload_part_copy",
+                    Key=dest_key,
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    CopySource={"Bucket": self.bucket, "Key": source_key},
+                    CopySourceIfMatch=if_match,
+                    CopySourceRange=f"bytes={start}-{end}",
+                )
+                parts.append((number, result["CopyPartResult"]["ETag"]))
+            return self.complete_multipart(dest_key, upload_id, parts)
+        except BaseException:
+            self.abort_multipart(dest_key, upload_id)
+            raise
 
     def delete(self, *keys):
         """Delete keys; missing ones are fine."""
@@ -397,6 +463,18 @@ def check_settings(actual, cors_origins):
     ):
         problems.append(f"Lifecycle: objects under {INCOMING}/ never expire")
     return problems
+
+
+def part_plan(size, preferred):
+    """(part size, part count) for a multipart upload of size bytes: preferred, within S3's rules
+    (parts of 5 MiB to 5 GiB, the last one smaller, at most 10,000 of them)."""
+    part_size = min(max(preferred, MIN_PART, -(-size // MAX_PARTS)), MAX_PART)
+    return part_size, max(1, -(-size // part_size))
+
+
+def copy_part_size(size, max_single_copy):
+    """Bytes per UploadPartCopy for a size-byte object: as large as one copy may be, within S3's rules."""
+    return part_plan(size, min(max_single_copy, MAX_PART))[0]
 
 
 def incoming_key(user_id, upload_id):

@@ -50,6 +50,13 @@ def upload_parts(upload_id):
     return jsonify(uploads.presign_parts(current_user, upload_id, body.get("part_numbers")))
 
 
+@bp.route("/uploads/<upload_id>/parts", methods=["GET"])
+@login_required
+def stored_parts(upload_id):
+    """The parts of a multipart upload that storage holds: what a client resuming need not send again."""
+    return jsonify({"parts": uploads.stored_parts(current_user, upload_id)})
+
+
 @bp.route("/uploads/<upload_id>/complete", methods=["POST"])
 @login_required
 def complete_upload(upload_id):

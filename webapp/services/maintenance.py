@@ -14,7 +14,8 @@ from webapp.models import MaintenanceRun, Upload, UploadStatus
 from webapp.models.base import utcnow
 from webapp.models.upload import AWAITING_VERDICT
 from webapp.services import usage
-from webapp.services.uploads import mark_uploaded, queue_scan
+from webapp.services.refusals import Conflict
+from webapp.services.uploads import assemble_multipart, mark_uploaded, queue_scan
 
 log = logging.getLogger(__name__)
 
@@ -47,22 +48,68 @@ def expire_pending(now):
 
 
 def promote_pending(now):
-    """Pending uploads whose bytes arrived but whose browser never called complete: scan them."""
+    """Pending uploads whose bytes arrived but whose browser never called complete: scan them.
+
+    A single PUT counts once its object is there. A multipart upload counts once storage holds every
+    part with the size its plan gives it and no part arrived within UPLOAD_URL_TTL (its client has
+    gone quiet); it is then assembled and checked exactly as `complete` would, and scanned once.
+    """
     counts = {"promoted": 0}
     storage = store.get_storage()
     settled = now - timedelta(seconds=current_app.config["UPLOAD_URL_TTL"])
     candidates = db.session.scalars(
         select(Upload)
-        .where(
-            Upload.status == UploadStatus.PENDING.value,
-            Upload.multipart_upload_id.is_(None),
-            Upload.created_at < settled,
-        )
+        .where(Upload.status == UploadStatus.PENDING.value, Upload.created_at < settled)
+        .order_by(Upload.created_at)
         .limit(BATCH)
     ).all()
     for upload in candidates:
-        if storage.exists(upload.incoming_key) and mark_uploaded(upload.id):
+        if upload.multipart_upload_id:
+            arrived = _assemble_if_quiet(storage, upload, settled)
+        else:
+            arrived = storage.exists(upload.incoming_key)
+        if arrived and mark_uploaded(upload.id):
             counts["promoted"] += 1
+    return counts, 0
+
+
+def _assemble_if_quiet(storage, upload, settled):
+    """Assemble a multipart upload whose parts are all in storage and quiet since settled; True if done."""
+    try:
+        held = storage.list_parts(upload.incoming_key, upload.multipart_upload_id)
+        if held and max(part["modified"] for part in held) > settled:
+            return False  # a client is still sending (or resuming)
+        assemble_multipart(upload)
+    except (Conflict, store.ObjectMissing):
+        return False  # parts missing or of the wrong size: expire_pending takes it at its TTL
+    return True
+
+
+def abort_orphan_multipart(now):
+    """Unfinished multipart uploads under incoming/ that no pending upload owns (its row expired or
+    was deleted): aborted, so that storage drops their parts.
+
+    Listed before the rows are read: an upload's row is committed before its multipart upload
+    begins, so one listed here without a pending row can never gain one.
+    """
+    counts = {"multipart_aborted": 0}
+    storage = store.get_storage()
+    listed = list(storage.list_multipart_uploads(store.INCOMING + "/"))
+    if not listed:
+        return counts, 0
+    pending = dict(
+        db.session.execute(
+            select(Upload.incoming_key, Upload.multipart_upload_id).where(
+                Upload.status == UploadStatus.PENDING.value,
+                Upload.incoming_key.in_({item["key"] for item in listed}),
+            )
+        ).all()
+    )
+    for item in listed:
+        if item["key"] in pending and pending[item["key"]] in (item["upload_id"], None):
+            continue  # its upload's (None: the row is recording its id right now)
+        storage.abort_multipart(item["key"], item["upload_id"])
+        counts["multipart_aborted"] += 1
     return counts, 0
 
 
@@ -227,6 +274,7 @@ TASKS = {
     "promote_pending": promote_pending,
     "requeue_stuck": requeue_stuck,
     "sweep_orphans": sweep_orphans,
+    "abort_orphan_multipart": abort_orphan_multipart,
     "purge_removed": purge_removed,
     "remove_late_writes": remove_late_writes,
     "rescan_unscanned": rescan_unscanned,
@@ -237,7 +285,8 @@ TASKS = {
 def intervals():
     """Seconds between runs of each task: what the queue's scheduler is given."""
     config = current_app.config
-    slow = {"sweep_orphans", "purge_removed", "check_usage"}  # they list the bucket or read many rows
+    # they list the bucket or read many rows
+    slow = {"sweep_orphans", "abort_orphan_multipart", "purge_removed", "check_usage"}
     return {name: config["SWEEP_INTERVAL"] if name in slow else config["MAINTENANCE_INTERVAL"] for name in TASKS}
 
 

@@ -185,7 +185,7 @@ def _copy_scanned_bytes(upload, storage, config, run, own_keys):
     key = store.file_key(upload.user_id, upload.id, run, config["ALLOWED_TYPES"].get(upload.detected_type, "bin"))
     own_keys.append(key)
     try:
-        storage.copy(upload.incoming_key, key, upload.etag, upload.detected_type)
+        storage.copy(upload.incoming_key, key, upload.etag, upload.detected_type, upload.size)
     except (store.PreconditionFailed, store.ObjectMissing):
         raise ObjectChanged() from None
     digest = hashlib.sha256()

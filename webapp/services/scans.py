@@ -350,7 +350,7 @@ def _hold_copy(run):
         return refusal
     key = run.held["file_key"] = store.file_key(upload.user_id, upload.id, run.token, config["ALLOWED_TYPES"][detected])
     with _timed(run, "copy"):  # the one time the bytes move inside storage: promotion serves this copy
-        storage.copy(upload.incoming_key, key, head["etag"], detected)
+        storage.copy(upload.incoming_key, key, head["etag"], detected, head["size"])
     head = storage.head(key)
     refusal = _check_size(head["size"], upload, config)
     if refusal:

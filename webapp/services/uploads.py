@@ -1,12 +1,11 @@
 """Upload use cases: begin (presign), parts, complete, read, list, delete, download."""
 
 import base64
-import math
 import re
 from datetime import UTC, datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import bindparam, func, insert, select, tuple_, update
+from sqlalchemy import bindparam, delete, func, insert, select, tuple_, update
 
 from webapp import logs, queue
 from webapp import storage as store
@@ -18,10 +17,6 @@ from webapp.scanning.filetypes import normalize_type
 from webapp.services import audit
 from webapp.services.names import clean_filename, content_disposition, download_name
 from webapp.services.refusals import Conflict, InvalidInput, NotFound, ServiceError, TooLarge, Unavailable
-
-S3_MIN_PART = 5 * 1024 * 1024
-S3_MAX_PARTS = 10_000
-
 
 #: Upload ids are token_urlsafe(16): anything else cannot name an upload.
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,32}")
@@ -84,11 +79,11 @@ _INSERT_UPLOAD = insert(Upload.__table__)
 
 
 def _part_plan(size):
+    """(part size, part count) when size bytes go up in parts, None for one PUT (which S3 caps at 5 GiB)."""
     config = current_app.config
-    if size < config["MULTIPART_THRESHOLD"]:
+    if size < config["MULTIPART_THRESHOLD"] and size <= store.MAX_PART:
         return None
-    part_size = max(config["MULTIPART_PART_SIZE"], S3_MIN_PART, math.ceil(size / S3_MAX_PARTS))
-    return part_size, math.ceil(size / part_size)
+    return store.part_plan(size, config["MULTIPART_PART_SIZE"])
 
 
 def max_file_bytes():
@@ -149,11 +144,6 @@ def begin_upload(user, filename, size, content_type):
     plan = _part_plan(size)
     result = {"method": "PUT", "expires_at": (now + timedelta(seconds=ttl)).isoformat()}
     if plan:
-        try:
-            row["multipart_upload_id"] = storage.create_multipart(key, content_type)
-        except store.StorageError as exc:
-            db.session.rollback()
-            raise _storage_unavailable() from exc
         row["part_size"], row["part_count"] = plan
         result["multipart"] = {"part_size": plan[0], "part_count": plan[1]}
     else:
@@ -165,11 +155,27 @@ def begin_upload(user, filename, size, content_type):
         db.session.commit()
     except Exception:
         db.session.rollback()
-        if "multipart_upload_id" in row:
-            storage.abort_multipart(key, row["multipart_upload_id"])
         raise
+    if plan:
+        # The row is committed before storage's upload exists, as it is before a PUT URL exists, so
+        # maintenance never finds an upload in storage whose row may still be on its way.
+        row["multipart_upload_id"] = _start_multipart(upload_id, key, content_type)
     result["upload"] = Upload(**row).to_dict()
     return result
+
+
+def _start_multipart(upload_id, key, content_type):
+    """Begin the multipart upload in storage for a committed row and record its id; on failure the row
+    goes (and with it the quota it reserved)."""
+    try:
+        multipart_id = store.get_storage().create_multipart(key, content_type)
+    except store.StorageError as exc:
+        db.session.execute(delete(Upload).where(Upload.id == upload_id))
+        db.session.commit()
+        raise _storage_unavailable() from exc
+    db.session.execute(update(Upload).where(Upload.id == upload_id).values(multipart_upload_id=multipart_id))
+    db.session.commit()
+    return multipart_id
 
 
 def _lookup(upload_id, statuses, owner_id=None):
@@ -205,11 +211,37 @@ def readable_upload(user, upload_id, statuses=None):
     return lookup(user, upload_id, statuses)
 
 
-def presign_parts(user, upload_id, part_numbers):
-    """Signed URLs for the given parts of a pending multipart upload."""
+def _pending_multipart(user, upload_id):
     upload = own_upload(user, upload_id)
     if upload.status != UploadStatus.PENDING.value or not upload.multipart_upload_id:
         raise Conflict("This upload is not a pending multipart upload.", "not_multipart")
+    return upload
+
+
+def _part_length(upload, number):
+    """The bytes part number of upload must hold: part_size, the last one the rest."""
+    return min(upload.part_size, upload.size - (number - 1) * upload.part_size)
+
+
+def _held_parts(upload):
+    """The parts storage holds for a pending multipart upload; Conflict if storage dropped the upload."""
+    try:
+        return store.get_storage().list_parts(upload.incoming_key, upload.multipart_upload_id)
+    except store.ObjectMissing as exc:
+        raise Conflict("Storage no longer holds this upload; start it again.", "upload_gone") from exc
+    except store.StorageError as exc:
+        raise _storage_unavailable() from exc
+
+
+def stored_parts(user, upload_id):
+    """The parts of a pending multipart upload that storage holds, so that a client can resume."""
+    upload = _pending_multipart(user, upload_id)
+    return [{key: part[key] for key in ("part_number", "size", "etag")} for part in _held_parts(upload)]
+
+
+def presign_parts(user, upload_id, part_numbers):
+    """Signed URLs for the given parts of a pending multipart upload."""
+    upload = _pending_multipart(user, upload_id)
     if (
         not isinstance(part_numbers, list)
         or not part_numbers
@@ -223,8 +255,7 @@ def presign_parts(user, upload_id, part_numbers):
     for number in part_numbers:
         if not 1 <= number <= upload.part_count:
             raise InvalidInput(f"Part {number} is out of range.", "invalid_parts")
-        start = (number - 1) * upload.part_size
-        length = min(upload.part_size, upload.size - start)
+        length = _part_length(upload, number)
         urls[str(number)] = storage.presign_part(upload.incoming_key, upload.multipart_upload_id, number, length, ttl)
     return {"parts": urls, "expires_at": (utcnow() + timedelta(seconds=ttl)).isoformat()}
 
@@ -248,11 +279,70 @@ def _parse_parts(parts, part_count):
         seen[number] = etag
     if sorted(seen) != list(range(1, part_count + 1)):
         raise InvalidInput(f"All {part_count} parts must be listed.", "invalid_parts")
-    return list(seen.items())
+    return sorted(seen.items())
+
+
+def check_parts(upload, held):
+    """The [(number, etag)] to assemble a multipart upload from, if storage holds every part with
+    the size the plan gives it; Conflict naming the first part that is missing or of the wrong size."""
+    by_number = {part["part_number"]: part for part in held}
+    for number in range(1, upload.part_count + 1):
+        part = by_number.get(number)
+        if part is None:
+            raise Conflict(f"Part {number} has not arrived in storage.", "part_missing")
+        expected = _part_length(upload, number)
+        if part["size"] != expected:
+            raise Conflict(
+                f"Part {number} holds {part['size']} bytes; it must hold {expected}. Send it again.",
+                "part_size_mismatch",
+            )
+    extra = sorted(set(by_number) - set(range(1, upload.part_count + 1)))
+    if extra:
+        raise Conflict(f"Part {extra[0]} is beyond the upload's {upload.part_count} parts.", "invalid_parts")
+    return [(number, by_number[number]["etag"]) for number in range(1, upload.part_count + 1)]
+
+
+def _same_etag(a, b):
+    return a.strip('"') == b.strip('"')
+
+
+def assemble_multipart(upload, claimed=None):
+    """Complete a pending multipart upload in storage from the parts it holds, each checked against
+    the plan (and against claimed [(number, etag)] when the client sent its list). Completing one
+    that storage already assembled (the browser and maintenance racing) is not an error."""
+    storage = store.get_storage()
+    try:
+        held = storage.list_parts(upload.incoming_key, upload.multipart_upload_id)
+    except store.ObjectMissing:
+        if _assembled(storage, upload):
+            return
+        raise Conflict("Storage no longer holds this upload; start it again.", "upload_gone") from None
+    plan = check_parts(upload, held)
+    if claimed is not None:
+        for (number, etag), (_, claimed_etag) in zip(plan, claimed, strict=True):
+            if not _same_etag(etag, claimed_etag):
+                raise Conflict(f"Part {number} in storage is not the one you sent (its ETag differs).", "part_changed")
+    try:
+        storage.complete_multipart(upload.incoming_key, upload.multipart_upload_id, plan)
+    except store.ObjectMissing:
+        if not _assembled(storage, upload):
+            raise
+
+
+def _assembled(storage, upload):
+    """True when the upload's object is there with its declared size (its multipart upload completed)."""
+    try:
+        return storage.head(upload.incoming_key)["size"] == upload.size
+    except store.ObjectMissing:
+        return False
 
 
 def complete_upload(user, upload_id, parts=None):
-    """Mark a pending upload uploaded once its bytes are in storage, then queue its scan."""
+    """Mark a pending upload uploaded once its bytes are in storage, then queue its scan.
+
+    For a multipart upload, parts (every part's number and ETag) is checked against what storage
+    holds; without it, storage's list is used as it stands.
+    """
     upload = own_upload(user, upload_id)
     if upload.status == UploadStatus.UPLOADED.value:
         # Completing again is harmless, and re-queues a scan whose enqueue was lost.
@@ -263,8 +353,8 @@ def complete_upload(user, upload_id, parts=None):
     storage = store.get_storage()
     try:
         if upload.multipart_upload_id:
-            plan = _parse_parts(parts, upload.part_count)
-            storage.complete_multipart(upload.incoming_key, upload.multipart_upload_id, plan)
+            claimed = None if parts is None else _parse_parts(parts, upload.part_count)
+            assemble_multipart(upload, claimed)
         else:
             storage.head(upload.incoming_key)
     except store.ObjectMissing as exc:
