@@ -18,6 +18,7 @@ from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from devtools import localservices
+from tests.sigv4_gateway import Gateway
 from webapp import create_app
 from webapp.auth.sessions import stamp
 from webapp.extensions import db, limiter
@@ -219,6 +220,13 @@ def fresh_world(app):
             connection.delete(*keys)
         connection.close()  # the app's pool; otherwise its sockets close whenever the collector gets to them
         db.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def gateway(services):
+    """tests/sigv4_gateway.py in front of moto's S3 server: checks signatures, expiry and POST policies as S3 does."""
+    with Gateway(services["s3"], {"testing": "testing"}) as gateway:
+        yield gateway
 
 
 @pytest.fixture

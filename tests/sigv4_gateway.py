@@ -10,11 +10,19 @@ gateway does what S3 does with a presigned (query-string) request before it forw
   response-content-type ...) and the value of every header named in X-Amz-SignedHeaders (so a
   changed Content-Type or Content-Length is refused).
 
+A browser's form POST under a presigned POST policy (the upload form for browsers without
+JavaScript) is checked as S3 checks it: the policy's signature, its expiry, every condition
+(exact values, prefixes, the content-length-range against the file) and that no field goes
+unmentioned by a condition. As S3 does, ${filename} in a field becomes the name of the file sent.
+
 Refusals are S3's XML errors with S3's codes. Requests signed in the Authorization header (the app's
 own server-side calls) are forwarded unchecked: they are not what these tests are about.
 """
 
+import base64
+import hashlib
 import hmac
+import json
 import threading
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl, quote, urlsplit
@@ -84,6 +92,60 @@ def expected_signature(request, raw_path, raw_query, secrets):
     return provided, signer.signature(signer.string_to_sign(rebuilt, canonical), rebuilt)
 
 
+#: Form fields a POST policy need not mention.
+UNCONDITIONED = {"policy", "x-amz-signature", "file", "bucket"}
+
+
+def _hmac(key, text):
+    return hmac.new(key, text.encode(), hashlib.sha256).digest()
+
+
+def check_post_policy(fields, filename, size, bucket, secrets):
+    """Refuse a form POST whose policy is forged, expired or not met; returns the fields with ${filename} filled in."""
+    lowered = {name.lower(): value for name, value in fields.items()}
+    try:
+        policy_b64 = lowered["policy"]
+        policy = json.loads(base64.b64decode(policy_b64))
+        access_key, day, region, service, _ = lowered["x-amz-credential"].split("/")
+        provided = lowered["x-amz-signature"]
+        expiration = datetime.fromisoformat(policy["expiration"].replace("Z", "+00:00"))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise Refusal("InvalidPolicyDocument", f"malformed POST policy: {exc}") from exc
+    if lowered.get("x-amz-algorithm") != "AWS4-HMAC-SHA256" or access_key not in secrets:
+        raise Refusal("InvalidAccessKeyId", "unknown access key or algorithm")
+    key = _hmac(("AWS4" + secrets[access_key]).encode(), day)
+    for part in (region, service, "aws4_request"):
+        key = _hmac(key, part)
+    if not hmac.compare_digest(provided, hmac.new(key, policy_b64.encode(), hashlib.sha256).hexdigest()):
+        raise Refusal("SignatureDoesNotMatch", "The request signature we calculated does not match.")
+    if datetime.now(UTC) > expiration:
+        raise Refusal("AccessDenied", "Invalid according to Policy: Policy expired.")
+    filled = {name: value.replace("${filename}", filename) for name, value in fields.items()}
+    values = {name.lower(): value for name, value in filled.items()} | {"bucket": bucket}
+    mentioned = set()
+    for condition in policy.get("conditions", []):
+        if isinstance(condition, dict):
+            condition = ["eq", *next(iter(condition.items()))]
+            condition[1] = "$" + condition[1]
+        operator, *args = condition
+        if operator == "content-length-range":
+            if not args[0] <= size <= args[1]:
+                raise Refusal("EntityTooLarge" if size > args[1] else "EntityTooSmall", "length outside the policy")
+            continue
+        name, expected = args[0].lstrip("$").lower(), args[1]
+        mentioned.add(name)
+        actual = values.get(name, "")
+        if (operator == "eq" and actual != expected) or (operator == "starts-with" and not actual.startswith(expected)):
+            raise Refusal("AccessDenied", f"Invalid according to Policy: Policy Condition failed: {condition}")
+    unmentioned = (
+        set(values) - mentioned - UNCONDITIONED - {"bucket"} - {n for n in values if n.startswith("x-ignore-")}
+    )
+    unmentioned -= {"x-amz-algorithm", "x-amz-credential", "x-amz-date", "x-amz-security-token"}
+    if unmentioned:
+        raise Refusal("AccessDenied", f"Invalid according to Policy: Extra input fields: {sorted(unmentioned)}")
+    return filled
+
+
 class Gateway:
     """A threaded HTTP server on 127.0.0.1 that checks presigned requests and forwards to upstream."""
 
@@ -107,6 +169,8 @@ class Gateway:
     def wsgi(self, environ, start_response):
         request = Request(environ)
         raw = urlsplit(environ.get("RAW_URI") or environ.get("REQUEST_URI") or request.full_path)
+        if request.method == "POST" and request.mimetype == "multipart/form-data":
+            return self.form_post(request, raw)(environ, start_response)
         if "X-Amz-Signature=" in raw.query:
             try:
                 provided, expected = expected_signature(request, raw.path, raw.query, self.secrets)
@@ -121,6 +185,33 @@ class Gateway:
                     403 if refusal.code != "AuthorizationQueryParametersError" else 400, refusal.code, refusal.message
                 )(environ, start_response)
         return self.forward(request, raw)(environ, start_response)
+
+    def form_post(self, request, raw):
+        """A browser's form POST: the policy checked, ${filename} filled in, then sent on to upstream."""
+        upload = request.files.get("file")
+        data = upload.read() if upload else b""
+        request.close()  # the spooled file werkzeug parsed it into
+        try:
+            if upload is None:
+                raise Refusal("InvalidArgument", "POST requires exactly one file upload per request.")
+            fields = check_post_policy(
+                dict(request.form), upload.filename or "", len(data), raw.path.strip("/").split("/")[0], self.secrets
+            )
+        except Refusal as refusal:
+            self.refusals.append(("POST", raw.path, refusal.code))
+            status = 400 if refusal.code in ("EntityTooLarge", "EntityTooSmall", "InvalidArgument") else 403
+            return s3_error(status, refusal.code, refusal.message)
+        upstream = self.session.post(
+            f"{self.upstream}{raw.path}",
+            data=fields,
+            files={"file": (upload.filename, data, upload.mimetype)},
+            allow_redirects=False,
+            timeout=60,
+        )
+        response = Response(upstream.content, status=upstream.status_code)
+        if "Location" in upstream.headers:
+            response.headers["Location"] = upstream.headers["Location"]
+        return response
 
     def forward(self, request, raw):
         url = f"{self.upstream}{raw.path}" + (f"?{raw.query}" if raw.query else "")

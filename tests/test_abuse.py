@@ -37,6 +37,16 @@ class TestLimits:
             == 201
         )
 
+    def test_the_upload_form_shares_the_presign_budget(self, api):
+        begun = [api.form_post("/upload").status_code for _ in range(3)]
+        presigned = [
+            api.post("/api/uploads", json={"filename": "a.txt", "size": 5, "content_type": "text/plain"}).status_code
+            for _ in range(3)
+        ]
+        assert begun + presigned == [303] * 3 + [201] * 2 + [429]
+        refused = api.form_post("/upload")
+        assert refused.status_code == 429 and "text/html" in refused.content_type
+
     def test_download_urls_per_file(self, app, api, run_worker):
         upload_id = api.upload(b"popular file")
         run_worker()

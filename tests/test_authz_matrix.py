@@ -122,6 +122,11 @@ MATRIX = [
     Row("GET", "/api/uploads/{available}/parts", "401 409 404 401 404"),
     Row("POST", "/api/uploads/{pending}/complete", "401 409 404 401 404"),  # no parts in storage yet
     Row("POST", "/api/uploads/{available}/complete", "401 202 404 401 404"),
+    Row("POST", "/api/uploads/{form_pending}/complete", "401 409 404 401 404"),
+    # The upload form for browsers without JavaScript: the owner's alone, its return needs its token.
+    Row("POST", "/upload", "login 303 303 login 303", changes="owner other admin"),
+    Row("GET", "/upload/{form_pending}", "login 200 404 login 404"),
+    Row("GET", "/upload/{form_pending}/done", "login 400 400 login 400"),
     # Public share links: the same for everyone; a revoked link is gone for everyone.
     Row("GET", "/s/{token}", "200 200 200 200 200"),
     Row("GET", "/s/{token}/download", "s3 s3 s3 s3 s3"),
@@ -198,6 +203,7 @@ def world(app):
     grant = owner.begin(SECRET_NAMES[2], 70 * 1024 * 1024, "video/mp4")
     assert "multipart" in grant
     other_pending = Api(app.test_client(user=users["other"])).begin("other-notes.txt", 5)["upload"]["id"]
+    form_pending = owner.form_post("/upload").headers["Location"].rsplit("/", 1)[-1]
     token, revoked_token = share_token(owner, available), share_token(owner, available)
     revoked = owner.form_post(f"/files/{available}/shares/{_share_id(revoked_token)}/revoke")
     assert revoked.status_code == 302
@@ -209,6 +215,7 @@ def world(app):
         "quarantined": quarantined,
         "pending": grant["upload"]["id"],
         "other_pending": other_pending,
+        "form_pending": form_pending,
         "token": token,
         "revoked_token": revoked_token,
         "share": _share_id(token),
@@ -306,7 +313,7 @@ def state(app):
 def of_world(snapshot, world):
     """The world's own rows in a snapshot: no spare's change may touch them."""
     values = world["values"]
-    uploads = {values[name] for name in ("available", "quarantined", "pending", "other_pending")}
+    uploads = {values[name] for name in ("available", "quarantined", "pending", "other_pending", "form_pending")}
     shares = {values["share"]} | {_share_id(values["revoked_token"])}
     return (
         [row for row in snapshot["uploads"] if row[0] in uploads],

@@ -17,7 +17,6 @@ import requests
 
 from devtools.localservices import free_port, stop, wait_for_port
 from tests.conftest import PASSWORD, Api, bucket_keys, build_app, make_config
-from tests.sigv4_gateway import Gateway
 from webapp.extensions import db
 from webapp.services.accounts import create_user
 from webapp.storage import get_storage
@@ -128,12 +127,6 @@ def test_s3rver_refuses_an_expired_download_url(s3rver_app):
 
 
 # --- The signature-checking gateway in front of moto ---
-
-
-@pytest.fixture(scope="module")
-def gateway(services):
-    with Gateway(services["s3"], {"testing": "testing"}) as gateway:
-        yield gateway
 
 
 @pytest.fixture

@@ -2,9 +2,10 @@
 
 import sqlite3
 
+from flask import current_app
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-from flask_login import LoginManager
+from flask_login import LoginManager, current_user
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
@@ -27,6 +28,14 @@ migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address)
+
+
+def _per_user():
+    return f"user:{current_user.get_id()}"
+
+
+#: The per-user limit on starting uploads (PRESIGN_LIMIT), shared by the API and the upload form.
+presign_limit = limiter.shared_limit(lambda: current_app.config["PRESIGN_LIMIT"], scope="presign", key_func=_per_user)
 
 
 @event.listens_for(Engine, "connect")

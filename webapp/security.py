@@ -49,10 +49,11 @@ def storage_origin(config):
     return "https://*.amazonaws.com"
 
 
-def register_security_headers(app):
-    """Content-Security-Policy without inline script or style, and friends."""
-    origin = storage_origin(app.config)
-    csp = "; ".join(
+def content_security_policy(config, form_to_storage=False):
+    """The pages' CSP: no inline script or style; forms post to the app only, or also to storage
+    where form_to_storage (the upload form for browsers without JavaScript)."""
+    origin = storage_origin(config)
+    return "; ".join(
         [
             "default-src 'self'",
             "script-src 'self'",
@@ -61,10 +62,15 @@ def register_security_headers(app):
             f"connect-src 'self' {origin}",
             "object-src 'none'",
             "base-uri 'none'",
-            "form-action 'self'",
+            f"form-action 'self' {origin}" if form_to_storage else "form-action 'self'",
             "frame-ancestors 'none'",
         ]
     )
+
+
+def register_security_headers(app):
+    """Content-Security-Policy without inline script or style, and friends."""
+    csp = content_security_policy(app.config)
 
     @app.after_request
     def headers(response):

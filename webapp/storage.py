@@ -152,6 +152,25 @@ class Storage:
             ContentLength=content_length,
         )
 
+    def presign_post(self, key, max_bytes, content_type, redirect, expires_in):
+        """A browser form's target and fields for one POST of 1 to max_bytes bytes to key, stored as
+        content_type, that redirects to redirect; the browser's file name rides in x-amz-meta-filename
+        (S3 puts it in place of ${filename})."""
+        fields = {
+            "Content-Type": content_type,
+            "success_action_redirect": redirect,
+            "x-amz-meta-filename": "${filename}",
+        }
+        conditions = [
+            ["content-length-range", 1, max_bytes],
+            {"Content-Type": content_type},
+            {"success_action_redirect": redirect},
+            ["starts-with", "$x-amz-meta-filename", ""],
+        ]
+        return self.client.generate_presigned_post(
+            self.bucket, key, Fields=fields, Conditions=conditions, ExpiresIn=expires_in
+        )
+
     def presign_get(self, key, expires_in, filename_header, content_type):
         """A URL that downloads key with the given Content-Disposition and Content-Type."""
         return self._presign(
@@ -211,9 +230,14 @@ class Storage:
 
     # --- objects ---
     def head(self, key):
-        """Size, ETag and content type of key; ObjectMissing if absent."""
+        """Size, ETag, content type and user metadata of key; ObjectMissing if absent."""
         result = self._call("head_object", Key=key)
-        return {"size": result["ContentLength"], "etag": result["ETag"], "content_type": result.get("ContentType")}
+        return {
+            "size": result["ContentLength"],
+            "etag": result["ETag"],
+            "content_type": result.get("ContentType"),
+            "metadata": result.get("Metadata") or {},
+        }
 
     def exists(self, key):
         """True when key exists."""

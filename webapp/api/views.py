@@ -1,9 +1,9 @@
 """Upload endpoints: parse JSON, call a service, answer JSON."""
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 from flask_login import current_user, login_required
 
-from webapp.extensions import limiter
+from webapp.extensions import presign_limit
 from webapp.services import uploads
 from webapp.services.refusals import InvalidInput
 
@@ -28,13 +28,9 @@ def _json_body():
     return body
 
 
-def _per_user():
-    return f"user:{current_user.get_id()}"
-
-
 @bp.route("/uploads", methods=["POST"])
 @login_required
-@limiter.limit(lambda: current_app.config["PRESIGN_LIMIT"], key_func=_per_user, scope="presign")
+@presign_limit
 def create_upload():
     """Reserve quota and return where to PUT the bytes."""
     body = _json_body()

@@ -1,13 +1,14 @@
 """HTML pages for browsing, downloading and deleting files."""
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from webapp.extensions import limiter
+from webapp.extensions import limiter, presign_limit
 from webapp.files.forms import ShareForm
+from webapp.models import UploadStatus
 from webapp.models.base import utcnow
-from webapp.security import client_address
-from webapp.services import sharing, uploads
+from webapp.security import client_address, content_security_policy
+from webapp.services import form_uploads, sharing, uploads
 from webapp.services.uploads import quota_for
 
 bp = Blueprint("files", __name__)
@@ -119,3 +120,52 @@ def revoke_share(upload_id, share_id):
     sharing.revoke_share(current_user, share_id, upload_id=upload_id, ip=client_address())
     flash("Share link revoked.", "info")
     return redirect(url_for("files.detail", upload_id=upload_id))
+
+
+# --- Uploads without JavaScript: a plain form that posts the file straight to storage ---
+
+
+@bp.route("/upload", methods=["POST"])
+@login_required
+@presign_limit
+def begin_form_upload():
+    """Reserve room for one file and show the form that sends it to storage."""
+    upload_id = form_uploads.begin(current_user)
+    return redirect(url_for("files.form_upload", upload_id=upload_id), code=303)
+
+
+@bp.route("/upload/<upload_id>")
+@login_required
+def form_upload(upload_id):
+    """The form that posts one file to storage (a presigned POST), which redirects back to form_upload_done."""
+    upload = uploads.own_upload(current_user, upload_id)
+    if not upload.via_form or upload.status != UploadStatus.PENDING.value:
+        return redirect(url_for("files.detail", upload_id=upload.id))
+    done = url_for(
+        "files.form_upload_done", upload_id=upload.id, token=form_uploads.return_token(upload), _external=True
+    )
+    response = make_response(
+        render_template(
+            "files/upload_form.html",
+            upload=upload,
+            target=form_uploads.form_target(upload, done),
+            minutes=current_app.config["UPLOAD_URL_TTL"] // 60,
+            allowed_labels=sorted({ext.upper() for ext in current_app.config["ALLOWED_TYPES"].values()}),
+        )
+    )
+    response.headers["Content-Security-Policy"] = content_security_policy(current_app.config, form_to_storage=True)
+    return response
+
+
+@bp.route("/upload/<upload_id>/done")
+@login_required
+def form_upload_done(upload_id):
+    """Where storage sends the browser after the form's POST: the file goes to its scan."""
+    if not form_uploads.check_return_token(current_user, upload_id, request.args.get("token")):
+        abort(400, "This confirmation link is not valid (or no longer valid) for your account.")
+    upload = uploads.own_upload(current_user, upload_id)
+    if upload.via_form and upload.status == UploadStatus.PENDING.value and not form_uploads.adopt(upload):
+        flash("Nothing has arrived in storage for this upload yet. Choose the file and send it again.", "error")
+        return redirect(url_for("files.form_upload", upload_id=upload.id))
+    flash(f"Received {upload.filename}. It is being checked; it can be downloaded once it passes.", "success")
+    return redirect(url_for("files.detail", upload_id=upload.id), code=303)

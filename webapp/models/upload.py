@@ -29,6 +29,9 @@ class UploadStatus(enum.StrEnum):
 IN_FLIGHT = (UploadStatus.PENDING, UploadStatus.UPLOADED, UploadStatus.SCANNING)
 #: Statuses of uploads whose bytes arrived and wait for the scan's verdict.
 AWAITING_VERDICT = (UploadStatus.UPLOADED, UploadStatus.SCANNING)
+#: What a file sent by the upload form is stored as, and declared as when its name tells no allowed
+#: type: its scan then goes by what libmagic finds alone.
+FORM_TYPE = "application/octet-stream"
 #: The same, as the condition of a partial index (built from constants only).
 AWAITING_VERDICT_SQL = "status IN ({})".format(", ".join(f"'{status.value}'" for status in AWAITING_VERDICT))
 #: Statuses that count against the owner's quota.
@@ -92,6 +95,9 @@ class Upload(db.Model):
     scan_failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
     #: accepted while scanning was switched off (SCANNER=disabled): scanned once a scanner is configured
     unscanned: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
+    #: sent by the plain HTML form (a presigned POST): until its bytes arrive, size is the most it may
+    #: be (what it reserves), and its name and type are learnt from storage
+    via_form: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
     created_at = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     updated_at = mapped_column(UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow)
     #: when a pending upload stops accepting bytes

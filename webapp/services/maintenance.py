@@ -13,8 +13,8 @@ from webapp.extensions import db
 from webapp.models import MaintenanceRun, Upload, UploadStatus
 from webapp.models.base import utcnow
 from webapp.models.upload import AWAITING_VERDICT
-from webapp.services import usage
-from webapp.services.refusals import Conflict
+from webapp.services import form_uploads, usage
+from webapp.services.refusals import Conflict, TooLarge
 from webapp.services.uploads import assemble_multipart, mark_uploaded, queue_scan
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,8 @@ def expire_pending(now):
 def promote_pending(now):
     """Pending uploads whose bytes arrived but whose browser never called complete: scan them.
 
-    A single PUT counts once its object is there. A multipart upload counts once storage holds every
+    A single PUT counts once its object is there, and a form upload once its object is there (taking
+    its size and name from it). A multipart upload counts once storage holds every
     part with the size its plan gives it and no part arrived within UPLOAD_URL_TTL (its client has
     gone quiet); it is then assembled and checked exactly as `complete` would, and scanned once.
     """
@@ -64,6 +65,9 @@ def promote_pending(now):
         .limit(BATCH)
     ).all()
     for upload in candidates:
+        if upload.via_form:
+            counts["promoted"] += _adopt_form_upload(upload)
+            continue
         if upload.multipart_upload_id:
             arrived = _assemble_if_quiet(storage, upload, settled)
         else:
@@ -71,6 +75,14 @@ def promote_pending(now):
         if arrived and mark_uploaded(upload.id):
             counts["promoted"] += 1
     return counts, 0
+
+
+def _adopt_form_upload(upload):
+    """A form upload whose browser never came back from storage's redirect: 1 if adopted."""
+    try:
+        return int(form_uploads.adopt(upload))
+    except TooLarge:
+        return 0  # refused and deleted
 
 
 def _assemble_if_quiet(storage, upload, settled):

@@ -17,6 +17,7 @@ from webapp import storage as store
 from webapp.extensions import db
 from webapp.models import BlockedHash, Upload, UploadStatus
 from webapp.models.base import utcnow
+from webapp.models.upload import FORM_TYPE
 from webapp.scanning.archives import ArchiveRejected, check_zip
 from webapp.scanning.clamd import ClamdClient, ScanIncomplete, ScanLimitsExceeded, ScannerUnavailable
 from webapp.scanning.filetypes import RASTER_IMAGES, SNIFF_BYTES, effective_type, sniff_type, types_consistent
@@ -327,7 +328,9 @@ def _check_type(first_bytes, upload, config):
     detected = sniff_type(first_bytes)
     if detected not in config["ALLOWED_TYPES"]:
         return None, _reject("type_not_allowed", detected_type=detected[:127])
-    if not types_consistent(upload.declared_type, detected):
+    if not (upload.via_form and upload.declared_type == FORM_TYPE) and not types_consistent(
+        upload.declared_type, detected
+    ):
         return None, _reject("type_mismatch", detected_type=detected[:127])
     return effective_type(upload.declared_type, detected), None
 

@@ -78,6 +78,27 @@ _LOCK_USER = (
 _INSERT_UPLOAD = insert(Upload.__table__)
 
 
+def admit(user_id, size):
+    """Lock the user's row and check that an upload of size bytes may begin (not banned, under the
+    pending cap, within quota); returns what _lock_user read. Refusals roll back."""
+    owner = _lock_user(user_id)
+    if owner.is_banned:
+        db.session.rollback()
+        raise NotFound()
+    pending = owner.pending_uploads
+    if pending >= current_app.config["MAX_PENDING_UPLOADS"]:
+        db.session.rollback()
+        raise ServiceError(
+            f"You have {pending} uploads waiting for their bytes; finish or cancel some first.",
+            "too_many_pending",
+            status=429,
+        )
+    if owner.bytes_used + size > quota_for(owner):
+        db.session.rollback()
+        raise TooLarge("This upload would take you over your storage quota.", "quota_exceeded")
+    return owner
+
+
 def _part_plan(size):
     """(part size, part count) when size bytes go up in parts, None for one PUT (which S3 caps at 5 GiB)."""
     config = current_app.config
@@ -106,22 +127,7 @@ def begin_upload(user, filename, size, content_type):
     content_type = parse_content_type(content_type, config["ALLOWED_TYPES"])
     storage = store.get_storage()
 
-    owner = _lock_user(user.id)
-    if owner.is_banned:
-        db.session.rollback()
-        raise NotFound()
-    pending = owner.pending_uploads
-    if pending >= config["MAX_PENDING_UPLOADS"]:
-        db.session.rollback()
-        raise ServiceError(
-            f"You have {pending} uploads waiting for their bytes; finish or cancel some first.",
-            "too_many_pending",
-            status=429,
-        )
-    if owner.bytes_used + size > quota_for(owner):
-        db.session.rollback()
-        raise TooLarge("This upload would take you over your storage quota.", "quota_exceeded")
-
+    owner = admit(user.id, size)
     upload_id = new_upload_id()
     logs.bind(upload_id=upload_id)
     key = store.incoming_key(owner.id, upload_id)
@@ -350,6 +356,9 @@ def complete_upload(user, upload_id, parts=None):
         return upload
     if upload.status != UploadStatus.PENDING.value:
         return upload
+    if upload.via_form:
+        # Its size and name are learnt from storage when the form's redirect (or maintenance) finds it.
+        raise Conflict("This upload was sent by the upload form, which completes it.", "form_upload")
     storage = store.get_storage()
     try:
         if upload.multipart_upload_id:
