@@ -64,6 +64,9 @@ def write_eicar_signatures(directory):
 
 #: ClamAV reads no single file past 2 GiB: it lowers a larger MaxFileSize to this.
 CLAMD_MAX_FILE_SIZE = 2 * 1024**3 - 3
+#: The longest INSTREAM clamd 1.4 reads whatever StreamMaxLength says: 1950 MiB passed `flask scanner
+#: check`, 1975 MiB was refused ("INSTREAM size limit exceeded").
+CLAMD_MAX_STREAM = 1950 * 1024**2
 
 
 def clamd_limits(max_bytes, unpacked_bytes=0, max_files=10_000):
@@ -73,6 +76,8 @@ def clamd_limits(max_bytes, unpacked_bytes=0, max_files=10_000):
     MaxScanSize counts an archive plus everything unpacked from it: a stored ZIP of max_bytes costs
     twice its size.
     """
+    if max_bytes > CLAMD_MAX_STREAM:
+        raise LaunchError(f"clamd cannot read a stream of {max_bytes} bytes whole (its limit is {CLAMD_MAX_STREAM})")
     unpacked_bytes = max(unpacked_bytes, max_bytes)
     if unpacked_bytes > CLAMD_MAX_FILE_SIZE:
         raise LaunchError(

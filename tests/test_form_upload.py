@@ -37,6 +37,11 @@ def reserved(user):
     return db.session.get(User, user.id).bytes_reserved
 
 
+def pending(user):
+    db.session.expire_all()
+    return db.session.get(User, user.id).pending_uploads
+
+
 def open_form(api):
     """Press "Upload a file" on /files; returns (upload id, the storage form's action and fields)."""
     begun = api.form_post("/upload")
@@ -80,7 +85,8 @@ def test_a_file_goes_up_by_the_form_and_is_scanned(app, api, run_worker, user):
     upload_id, action, fields = open_form(api)
     assert action.startswith(app.config["S3_ENDPOINT_URL"])
     assert fields["key"] == row(upload_id).incoming_key and fields["Content-Type"] == "application/octet-stream"
-    assert reserved(user) == row(upload_id).size > 0  # the most it may be, until the bytes arrive
+    assert reserved(user) == row(upload_id).size == 0  # an open form locks up no quota
+    assert pending(user) == 1
 
     stored = post_to_storage(action, fields, "field notes.txt", data)
     assert stored.status_code == 303, stored.text
@@ -117,7 +123,7 @@ def test_storage_refuses_a_file_over_the_reserved_size(app, api, user):
     user.quota_bytes = 100
     db.session.commit()
     upload_id, action, fields = open_form(api)
-    assert row(upload_id).size == 100
+    assert "Up to 100 bytes" in api.get(f"/upload/{upload_id}").get_data(as_text=True)
     refused = post_to_storage(action, fields, "big.txt", b"x" * 101)
     assert refused.status_code == 400 and "<Code>EntityTooLarge</Code>" in refused.text
     assert bucket_keys(app, "incoming/") == []
@@ -192,13 +198,26 @@ def test_a_name_storage_did_not_fill_in_gets_a_dated_one_and_the_type_by_content
     assert (upload.status, upload.detected_type) == ("available", "text/plain")
 
 
-def test_an_abandoned_form_releases_its_reservation(app, api, user):
+def test_an_abandoned_form_expires(app, api, user):
     upload_id, _, _ = open_form(api)
-    assert reserved(user) > 0
+    assert pending(user) == 1
     row(upload_id).expires_at = utcnow() - timedelta(seconds=1)
     db.session.commit()
     assert run_task("expire_pending").counts == {"expired": 1}
-    assert reserved(user) == 0
+    assert (pending(user), reserved(user)) == (0, 0)
+
+
+def test_the_quota_is_checked_when_the_bytes_arrive(app, api, user):
+    user.quota_bytes = 100
+    db.session.commit()
+    first, second = open_form(api), open_form(api)  # both shown with room for 100 bytes
+    assert come_back(api, post_to_storage(*first[1:], "a.txt", b"a" * 80)).status_code == 303
+    arrived_late = post_to_storage(*second[1:], "b.txt", b"b" * 80)
+    refused = come_back(api, arrived_late)
+    assert refused.status_code == 413 and "over your storage quota" in refused.get_data(as_text=True)
+    assert (row(second[0]).status, row(second[0]).reason) == ("rejected", "quota_exceeded")
+    assert bucket_keys(app, "incoming/") == [row(first[0]).incoming_key]
+    assert reserved(user) == 80
 
 
 def test_the_form_needs_room_and_csrf(app, api, user):

@@ -232,10 +232,11 @@ def test_clamd_limits_cover_a_stream_and_what_it_unpacks():
 
 
 def test_clamd_limits_refuse_what_clamav_cannot_read():
+    with pytest.raises(LaunchError, match="cannot read a stream"):
+        clamd_limits(1975 * MiB)
     with pytest.raises(LaunchError, match="cannot read a file"):
-        clamd_limits(2048 * MiB)
-    with pytest.raises(LaunchError):
         clamd_limits(512 * MiB, 2048 * MiB)
+    assert clamd_limits(1900 * MiB, 1024 * MiB)["StreamMaxLength"] == "1900M"
 
 
 @pytest.mark.parametrize("size", [400, 1 * MiB, 3 * MiB + 7])

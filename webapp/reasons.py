@@ -4,6 +4,7 @@
 REASONS = {
     "size_mismatch": "The uploaded bytes did not match the declared size.",
     "too_large": "The file is larger than allowed.",
+    "quota_exceeded": "The file would have taken you over your storage quota.",
     "type_not_allowed": "This kind of file is not accepted.",
     "type_mismatch": "The file's content does not match its declared type.",
     "malware": "Malware was found in this file.",

@@ -144,11 +144,13 @@ def form_upload(upload_id):
     done = url_for(
         "files.form_upload_done", upload_id=upload.id, token=form_uploads.return_token(upload), _external=True
     )
+    target, room = form_uploads.form_target(upload, done)
     response = make_response(
         render_template(
             "files/upload_form.html",
             upload=upload,
-            target=form_uploads.form_target(upload, done),
+            target=target,
+            room=room,
             minutes=current_app.config["UPLOAD_URL_TTL"] // 60,
             allowed_labels=sorted({ext.upper() for ext in current_app.config["ALLOWED_TYPES"].values()}),
         )

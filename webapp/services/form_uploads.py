@@ -1,11 +1,12 @@
 """Uploads through a plain HTML form, for browsers without JavaScript.
 
 The browser POSTs the file straight to storage under a presigned POST policy: the key is fixed, the
-length bounded by what the user may still upload, the stored type bound to FORM_TYPE, and storage
-redirects back to Satchel on success. Until then the upload's row reserves that bound; once the
-bytes are there (`adopt`, from the redirect or from maintenance) the row takes their real size,
-the name the browser gave (S3 puts it in x-amz-meta-filename) and the type that name implies, and
-the scan follows as for any upload.
+length bounded by what the user may still upload when the form is shown, the stored type bound to
+FORM_TYPE, and storage redirects back to Satchel on success. Until then the upload's row counts
+as pending but reserves no bytes (the size is unknown, and a form left open must not lock up the
+quota); once the bytes are there (`adopt`, from the redirect or from maintenance) the quota is
+checked against their real size, and the row takes it, the name the browser gave (S3 puts it in
+x-amz-meta-filename) and the type that name implies; the scan follows as for any upload.
 """
 
 import mimetypes
@@ -18,23 +19,22 @@ from sqlalchemy import update
 from webapp import logs
 from webapp import storage as store
 from webapp.extensions import db
-from webapp.models import Upload, UploadStatus
+from webapp.models import Upload, UploadStatus, User
 from webapp.models.base import utcnow
 from webapp.models.upload import FORM_TYPE, new_upload_id
 from webapp.scanning.filetypes import normalize_type
 from webapp.services.names import clean_filename
 from webapp.services.refusals import Conflict, InvalidInput, TooLarge, Unavailable
-from webapp.services.uploads import admit, mark_uploaded, max_file_bytes, own_upload, quota_for
+from webapp.services.uploads import admit, lock_user, mark_uploaded, max_file_bytes, own_upload, quota_for
 
 #: How long past its form's expiry a form upload may take to arrive (a large file on a slow link).
 ARRIVAL_GRACE = 3600
 
 
 def begin(user):
-    """A pending form upload reserving as much as the user may still send in one file; returns its id."""
+    """A pending form upload (if the user has room for a byte more); returns its id."""
     config = current_app.config
     owner = admit(user.id, 1)
-    room = min(max_file_bytes(), quota_for(owner) - owner.bytes_used)
     upload_id = new_upload_id()
     logs.bind(upload_id=upload_id)
     now = utcnow()
@@ -43,7 +43,7 @@ def begin(user):
             id=upload_id,
             user_id=owner.id,
             filename="upload",
-            size=room,
+            size=0,  # until the bytes arrive
             declared_type=FORM_TYPE,
             status=UploadStatus.PENDING.value,
             incoming_key=store.incoming_key(owner.id, upload_id),
@@ -63,11 +63,20 @@ def pending_form_upload(user, upload_id):
     return upload
 
 
+def room_for(user_id):
+    """The most one file may hold now: the per-file limit, or what is left of the quota."""
+    owner = db.session.get(User, user_id)
+    return min(max_file_bytes(), quota_for(owner) - owner.bytes_used)
+
+
 def form_target(upload, redirect):
-    """Where the form posts and its hidden fields, valid for UPLOAD_URL_TTL."""
+    """(where the form posts and its hidden fields, valid for UPLOAD_URL_TTL; the most it may send)."""
+    room = room_for(upload.user_id)
+    if room < 1:
+        raise TooLarge("You have no room left in your storage quota.", "quota_exceeded")
     ttl = current_app.config["UPLOAD_URL_TTL"]
     try:
-        return store.get_storage().presign_post(upload.incoming_key, upload.size, FORM_TYPE, redirect, ttl)
+        return store.get_storage().presign_post(upload.incoming_key, room, FORM_TYPE, redirect, ttl), room
     except store.StorageError as exc:
         raise Unavailable("File storage is unreachable; try again shortly.", "storage_unavailable") from exc
 
@@ -94,17 +103,22 @@ def _serializer():
 def adopt(upload):
     """A form upload whose bytes arrived takes their size, name and type and goes to its scan.
 
-    Returns False while nothing has arrived. An object larger than the upload reserved (a store
-    that does not enforce the policy's length range) is refused and deleted.
+    Returns False while nothing has arrived. An object over the per-file limit or the quota left (a
+    store that does not enforce the policy's length range, or other uploads that took the room
+    meanwhile) is refused and deleted.
     """
     storage = store.get_storage()
     try:
         head = storage.head(upload.incoming_key)
     except store.ObjectMissing:
         return False
-    if head["size"] > upload.size:
-        _refuse(upload, storage)
+    owner = lock_user(upload.user_id)  # quota checks per user are serialised, as at presign
+    if head["size"] > max_file_bytes():
+        _refuse(upload, storage, "too_large")
         raise TooLarge("The file is larger than you may upload.", "file_too_large")
+    if owner.bytes_used + head["size"] > quota_for(owner):
+        _refuse(upload, storage, "quota_exceeded")
+        raise TooLarge("This file would take you over your storage quota.", "quota_exceeded")
     name = _name_from(head["metadata"].get("filename"), utcnow())
     claimed = db.session.execute(
         update(Upload)
@@ -115,11 +129,11 @@ def adopt(upload):
     return bool(claimed.rowcount) and mark_uploaded(upload.id)
 
 
-def _refuse(upload, storage):
+def _refuse(upload, storage, reason):
     db.session.execute(
         update(Upload)
         .where(Upload.id == upload.id, Upload.status == UploadStatus.PENDING.value)
-        .values(status=UploadStatus.REJECTED.value, reason="too_large", updated_at=utcnow())
+        .values(status=UploadStatus.REJECTED.value, reason=reason, updated_at=utcnow())
     )
     db.session.commit()
     storage.delete(upload.incoming_key)

@@ -56,7 +56,7 @@ def quota_for(user):
     return current_app.config["DEFAULT_QUOTA_BYTES"]
 
 
-def _lock_user(user_id):
+def lock_user(user_id):
     """What the quota checks read of the user's row, locked and read afresh: quota checks per user
     are serialised on PostgreSQL, so parallel presigns cannot overbook, and see the usage counters
     as the last commit left them."""
@@ -80,8 +80,8 @@ _INSERT_UPLOAD = insert(Upload.__table__)
 
 def admit(user_id, size):
     """Lock the user's row and check that an upload of size bytes may begin (not banned, under the
-    pending cap, within quota); returns what _lock_user read. Refusals roll back."""
-    owner = _lock_user(user_id)
+    pending cap, within quota); returns what lock_user read. Refusals roll back."""
+    owner = lock_user(user_id)
     if owner.is_banned:
         db.session.rollback()
         raise NotFound()
