@@ -39,11 +39,14 @@ VERDICT_TIMEOUT = 20_000
 #: the progress bar moves through intermediate values instead of jumping straight to the end.
 UPLOAD_BYTES_PER_SECOND = 256 * 1024
 
-# Records every value the page assigns to a <progress> bar, and every CSP violation. Init scripts
-# are injected by the browser, not by the page, so the page's CSP does not apply to them.
+# Records every value the page assigns to a <progress> bar (also per bar, named by its aria-label or
+# data-role), and every CSP violation. Init scripts are injected by the browser, not by the page, so
+# the page's CSP does not apply to them.
 INSTRUMENT = """
 window.__progress = [];
+window.__bars = [];
 window.__csp = [];
+const barNumbers = new WeakMap();
 document.addEventListener("securitypolicyviolation", (event) => {
   window.__csp.push(`${event.violatedDirective} ${event.blockedURI}`);
 });
@@ -54,6 +57,9 @@ Object.defineProperty(HTMLProgressElement.prototype, "value", {
   set(value) {
     native.set.call(this, value);
     window.__progress.push([native.get.call(this), this.max]);
+    if (!barNumbers.has(this)) barNumbers.set(this, window.__bars.length);
+    const name = this.getAttribute("aria-label") || this.dataset.role || "progress";
+    window.__bars.push([barNumbers.get(this), name, native.get.call(this), this.max]);
   },
 });
 """
@@ -67,6 +73,14 @@ MAKE_DATA_TRANSFER = """
     transfer.items.add(new File([bytes], name, { type }));
   }
   return transfer;
+}
+"""
+
+# Pastes files as Ctrl+V does: a paste event on the focused element whose clipboardData holds them.
+PASTE = """
+(transfer) => {
+  const target = document.activeElement || document.body;
+  target.dispatchEvent(new ClipboardEvent("paste", { clipboardData: transfer, bubbles: true, cancelable: true }));
 }
 """
 
@@ -104,6 +118,7 @@ class Page:
     def __init__(self, page, origin):
         self.page = page
         self.origin = origin
+        self.network = None  # the DevTools session that throttles the tab, once there is one
         self.errors = []
         self.navigations = []
         page.on("console", self._on_console)
@@ -127,10 +142,23 @@ class Page:
         # The widget is a deferred module: wait until it listens, or an early drop reaches nothing.
         expect(page.locator('#uploader[data-ready="true"]')).to_be_visible()
 
+    def throttle(self, bytes_per_second):
+        """Limit the tab's upload bandwidth (None: no limit); it lasts across reloads."""
+        if self.network is None:
+            self.network = self.page.context.new_cdp_session(self.page)
+            self.network.send("Network.enable")
+        self.network.send(
+            "Network.emulateNetworkConditions",
+            {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": bytes_per_second or -1},
+        )
+
+    def _data_transfer(self, files):
+        payload = [{"name": name, "type": mime, "data": base64.b64encode(data).decode()} for name, mime, data in files]
+        return self.page.evaluate_handle(MAKE_DATA_TRANSFER, payload)
+
     def drop(self, *files):
         """Drag files (name, type, bytes) over the drop zone and drop them, as a user would."""
-        payload = [{"name": name, "type": mime, "data": base64.b64encode(data).decode()} for name, mime, data in files]
-        transfer = self.page.evaluate_handle(MAKE_DATA_TRANSFER, payload)
+        transfer = self._data_transfer(files)
         zone = self.page.locator('[data-role="dropzone"]')
         zone.dispatch_event("dragenter", {"dataTransfer": transfer})
         zone.dispatch_event("dragover", {"dataTransfer": transfer})
@@ -139,9 +167,26 @@ class Page:
         expect(zone).to_have_class("dropzone")
         transfer.dispose()
 
+    def paste(self, *files):
+        """Paste files (name, type, bytes) into the page, as Ctrl+V does with copied files or a screenshot."""
+        transfer = self._data_transfer(files)
+        self.page.evaluate(PASTE, transfer)
+        transfer.dispose()
+
+    def choose(self, *paths):
+        """Pick files from disk with the widget's file chooser (they keep their modification time)."""
+        self.page.locator('[data-role="picker"]').set_input_files(list(paths))
+
     def progress(self):
         """Every (value, max) the page assigned to a progress bar, in order."""
         return [tuple(pair) for pair in self.page.evaluate("window.__progress")]
+
+    def progress_by_bar(self):
+        """{(bar number, name): [value, ...]}: what the page assigned to each progress bar, in order."""
+        bars = {}
+        for number, name, value, _ in self.page.evaluate("window.__bars"):
+            bars.setdefault((number, name), []).append(value)
+        return bars
 
     def assert_no_errors(self):
         """No console errors and no uncaught exceptions so far, no CSP violation on this page."""
@@ -163,14 +208,10 @@ def _open_tab(browser, origin, throttle):
     context.add_init_script(INSTRUMENT)
     page = context.new_page()
     page.set_default_timeout(10_000)
+    tab = Page(page, origin)
     if throttle:
-        network = context.new_cdp_session(page)
-        network.send("Network.enable")
-        network.send(
-            "Network.emulateNetworkConditions",
-            {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": UPLOAD_BYTES_PER_SECOND},
-        )
-    return context, Page(page, origin)
+        tab.throttle(UPLOAD_BYTES_PER_SECOND)
+    return context, tab
 
 
 @pytest.fixture
