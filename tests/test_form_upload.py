@@ -226,3 +226,29 @@ def test_the_form_needs_room_and_csrf(app, api, user):
     db.session.commit()
     assert api.form_post("/upload").status_code == 413
     assert db.session.query(Upload).count() == 0
+
+
+def test_the_redirect_and_maintenance_adopt_it_once(app, api, run_worker, user):
+    data = b"adopted once\n" * 100
+    user.quota_bytes = len(data) + 10  # counted twice, it would not fit
+    db.session.commit()
+    upload_id, action, fields = open_form(api)
+    stored = post_to_storage(action, fields, "once.txt", data)
+    assert come_back(api, stored).status_code == 303
+    upload = row(upload_id)
+    upload.created_at = utcnow() - timedelta(minutes=5)
+    db.session.commit()
+    assert run_task("promote_pending").counts == {"promoted": 0}  # already on its way: left alone
+    assert bucket_keys(app, "incoming/") == [row(upload_id).incoming_key]
+    assert (row(upload_id).status, reserved(user)) == ("uploaded", len(data))
+    run_worker()
+    assert row(upload_id).status == "available"
+
+
+def test_a_form_shown_again_keeps_its_upload_alive(app, api):
+    upload_id, _, _ = open_form(api)
+    soon = utcnow() + timedelta(seconds=5)
+    row(upload_id).expires_at = soon
+    db.session.commit()
+    assert api.get(f"/upload/{upload_id}").status_code == 200
+    assert row(upload_id).expires_at >= soon + timedelta(seconds=app.config["UPLOAD_URL_TTL"])

@@ -250,6 +250,41 @@ class TestAbandoned:
         assert row(transfer.id).status == "available"
         assert hashlib.sha256(download(api, transfer.id)).digest() == hashlib.sha256(DATA).digest()
 
+    def test_assembled_in_storage_but_never_marked_is_promoted(self, app, api, run_worker):
+        transfer = Transfer(api)
+        transfer.send(1, 2, 3)
+        upload = row(transfer.id)
+        # complete's call to storage went through, then its process died before the commit
+        get_storage().complete_multipart(
+            upload.incoming_key, upload.multipart_upload_id, sorted(transfer.etags.items())
+        )
+        self.settle(app, transfer.id)
+        assert run_task("promote_pending").counts == {"promoted": 1}
+        run_worker()
+        assert row(transfer.id).status == "available"
+
+    def test_promotion_reaches_past_a_batch_of_older_waiting_uploads(self, app, api, monkeypatch):
+        monkeypatch.setattr("webapp.services.maintenance.BATCH", 2)
+        waiting = [Transfer(api, filename=f"waiting-{n}.txt") for n in range(3)]  # their parts never came
+        arrived = Transfer(api, filename="arrived.txt")
+        arrived.send(1, 2, 3)
+        for transfer in [*waiting, arrived]:
+            self.settle(app, transfer.id)
+        assert run_task("promote_pending").counts == {"promoted": 1}
+        assert row(arrived.id).status == "uploaded"
+
+    def test_a_planned_upload_storage_never_began_expires(self, app, api, user):
+        transfer = Transfer(api)
+        upload = row(transfer.id)
+        get_storage().abort_multipart(upload.incoming_key, upload.multipart_upload_id)
+        upload.multipart_upload_id = None  # as a process that died before recording storage's id leaves it
+        db.session.commit()
+        assert run_task("expire_pending").counts == {"expired": 0}  # it may be recording it right now
+        self.settle(app, transfer.id)
+        assert run_task("expire_pending").counts == {"expired": 1}
+        db.session.expire_all()
+        assert db.session.get(User, user.id).bytes_reserved == 0
+
     def test_missing_or_short_parts_wait_for_expiry(self, app, api, user):
         short = Transfer(api, filename="short.txt")
         short.send(1, 3)

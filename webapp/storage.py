@@ -317,7 +317,10 @@ class Storage:
                 parts.append((number, result["CopyPartResult"]["ETag"]))
             return self.complete_multipart(dest_key, upload_id, parts)
         except BaseException:
-            self.abort_multipart(dest_key, upload_id)
+            try:
+                self.abort_multipart(dest_key, upload_id)
+            except StorageError:
+                pass  # the copy's own error is the one to raise; maintenance aborts what is left
             raise
 
     def delete(self, *keys):

@@ -3,7 +3,7 @@
 from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from webapp.extensions import limiter, presign_limit
+from webapp.extensions import db, limiter, presign_limit
 from webapp.files.forms import ShareForm
 from webapp.models import UploadStatus
 from webapp.models.base import utcnow
@@ -141,6 +141,7 @@ def form_upload(upload_id):
     upload = uploads.own_upload(current_user, upload_id)
     if not upload.via_form or upload.status != UploadStatus.PENDING.value:
         return redirect(url_for("files.detail", upload_id=upload.id))
+    form_uploads.keep_open(upload)
     done = url_for(
         "files.form_upload_done", upload_id=upload.id, token=form_uploads.return_token(upload), _external=True
     )
@@ -166,8 +167,14 @@ def form_upload_done(upload_id):
     if not form_uploads.check_return_token(current_user, upload_id, request.args.get("token")):
         abort(400, "This confirmation link is not valid (or no longer valid) for your account.")
     upload = uploads.own_upload(current_user, upload_id)
-    if upload.via_form and upload.status == UploadStatus.PENDING.value and not form_uploads.adopt(upload):
+    if upload.via_form and upload.status == UploadStatus.PENDING.value:
+        form_uploads.adopt(upload)  # or another caller did first
+        db.session.refresh(upload)
+    if upload.status == UploadStatus.PENDING.value:
         flash("Nothing has arrived in storage for this upload yet. Choose the file and send it again.", "error")
         return redirect(url_for("files.form_upload", upload_id=upload.id))
-    flash(f"Received {upload.filename}. It is being checked; it can be downloaded once it passes.", "success")
+    if upload.status in (UploadStatus.UPLOADED.value, UploadStatus.SCANNING.value):
+        flash(f"Received {upload.filename}. It is being checked; it can be downloaded once it passes.", "success")
+    else:
+        flash(f"{upload.filename}: {upload.status}.", "info")
     return redirect(url_for("files.detail", upload_id=upload.id), code=303)

@@ -14,7 +14,7 @@ from datetime import timedelta
 
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from webapp import logs
 from webapp import storage as store
@@ -103,33 +103,45 @@ def _serializer():
 def adopt(upload):
     """A form upload whose bytes arrived takes their size, name and type and goes to its scan.
 
-    Returns False while nothing has arrived. An object over the per-file limit or the quota left (a
-    store that does not enforce the policy's length range, or other uploads that took the room
-    meanwhile) is refused and deleted.
+    Returns False while nothing has arrived, or when another caller (the redirect, maintenance)
+    adopted or refused it first. An object over the per-file limit or the quota left (a store that
+    does not enforce the policy's length range, or other uploads that took the room meanwhile) is
+    refused and deleted.
     """
     storage = store.get_storage()
     try:
         head = storage.head(upload.incoming_key)
     except store.ObjectMissing:
         return False
+    except store.StorageError as exc:
+        raise Unavailable("File storage is unreachable; try again shortly.", "storage_unavailable") from exc
     owner = lock_user(upload.user_id)  # quota checks per user are serialised, as at presign
+    still_waiting = db.session.scalar(
+        select(Upload.id)
+        .where(Upload.id == upload.id, Upload.status == UploadStatus.PENDING.value, Upload.via_form.is_(True))
+        .with_for_update()
+    )
+    if still_waiting is None:
+        db.session.rollback()
+        return False
     if head["size"] > max_file_bytes():
         _refuse(upload, storage, "too_large")
         raise TooLarge("The file is larger than you may upload.", "file_too_large")
-    if owner.bytes_used + head["size"] > quota_for(owner):
+    if owner.bytes_used + head["size"] > quota_for(owner):  # a pending form upload counts 0 bytes so far
         _refuse(upload, storage, "quota_exceeded")
         raise TooLarge("This file would take you over your storage quota.", "quota_exceeded")
     name = _name_from(head["metadata"].get("filename"), utcnow())
-    claimed = db.session.execute(
+    db.session.execute(
         update(Upload)
-        .where(Upload.id == upload.id, Upload.status == UploadStatus.PENDING.value, Upload.via_form.is_(True))
+        .where(Upload.id == upload.id)
         .values(size=head["size"], filename=name, declared_type=_type_of(name), updated_at=utcnow())
     )
     db.session.commit()
-    return bool(claimed.rowcount) and mark_uploaded(upload.id)
+    return mark_uploaded(upload.id)
 
 
 def _refuse(upload, storage, reason):
+    """Refuse a form upload still pending (its row is locked by the caller) and delete its object."""
     db.session.execute(
         update(Upload)
         .where(Upload.id == upload.id, Upload.status == UploadStatus.PENDING.value)
@@ -137,6 +149,18 @@ def _refuse(upload, storage, reason):
     )
     db.session.commit()
     storage.delete(upload.incoming_key)
+
+
+def keep_open(upload):
+    """A form shown again lives UPLOAD_URL_TTL from now: its upload must not expire before it."""
+    config = current_app.config
+    until = utcnow() + timedelta(seconds=config["UPLOAD_URL_TTL"] + ARRIVAL_GRACE)
+    db.session.execute(
+        update(Upload)
+        .where(Upload.id == upload.id, Upload.status == UploadStatus.PENDING.value, Upload.expires_at < until)
+        .values(expires_at=until)
+    )
+    db.session.commit()
 
 
 def _name_from(given, now):

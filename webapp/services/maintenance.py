@@ -5,7 +5,7 @@ import logging
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, select, tuple_, update
 
 from webapp import queue
 from webapp import storage as store
@@ -15,7 +15,7 @@ from webapp.models.base import utcnow
 from webapp.models.upload import AWAITING_VERDICT
 from webapp.services import form_uploads, usage
 from webapp.services.refusals import Conflict, TooLarge
-from webapp.services.uploads import assemble_multipart, mark_uploaded, queue_scan
+from webapp.services.uploads import assemble_multipart, assembled, mark_uploaded, queue_scan
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +28,17 @@ def expire_pending(now):
     """Pending uploads past their TTL: abort multipart, delete any object, release the quota."""
     counts, reclaimed = {"expired": 0}, 0
     storage = store.get_storage()
+    # Past their TTL; or planned as multipart uploads whose storage upload never began (the process
+    # died between the row's commit and storage's answer): no client ever learnt their id.
+    never_begun = (
+        Upload.part_count.is_not(None)
+        & Upload.multipart_upload_id.is_(None)
+        & (Upload.created_at < now - timedelta(seconds=current_app.config["UPLOAD_URL_TTL"]))
+    )
     stale = db.session.scalars(
-        select(Upload).where(Upload.status == UploadStatus.PENDING.value, Upload.expires_at < now).limit(BATCH)
+        select(Upload)
+        .where(Upload.status == UploadStatus.PENDING.value, (Upload.expires_at < now) | never_begun)
+        .limit(BATCH)
     ).all()
     for upload in stale:
         result = db.session.execute(
@@ -58,13 +67,7 @@ def promote_pending(now):
     counts = {"promoted": 0}
     storage = store.get_storage()
     settled = now - timedelta(seconds=current_app.config["UPLOAD_URL_TTL"])
-    candidates = db.session.scalars(
-        select(Upload)
-        .where(Upload.status == UploadStatus.PENDING.value, Upload.created_at < settled)
-        .order_by(Upload.created_at)
-        .limit(BATCH)
-    ).all()
-    for upload in candidates:
+    for upload in _settled_pending(settled):
         if upload.via_form:
             counts["promoted"] += _adopt_form_upload(upload)
             continue
@@ -75,6 +78,21 @@ def promote_pending(now):
         if arrived and mark_uploaded(upload.id):
             counts["promoted"] += 1
     return counts, 0
+
+
+def _settled_pending(settled):
+    """Every pending upload created before settled, a page of BATCH at a time (keyset on created_at,
+    id), so that old ones still waiting for their parts never hide newer ones whose bytes arrived."""
+    after = None
+    while True:
+        query = select(Upload).where(Upload.status == UploadStatus.PENDING.value, Upload.created_at < settled)
+        if after is not None:
+            query = query.where(tuple_(Upload.created_at, Upload.id) > after)
+        page = db.session.scalars(query.order_by(Upload.created_at, Upload.id).limit(BATCH)).all()
+        yield from page
+        if len(page) < BATCH:
+            return
+        after = (page[-1].created_at, page[-1].id)
 
 
 def _adopt_form_upload(upload):
@@ -89,8 +107,11 @@ def _assemble_if_quiet(storage, upload, settled):
     """Assemble a multipart upload whose parts are all in storage and quiet since settled; True if done."""
     try:
         held = storage.list_parts(upload.incoming_key, upload.multipart_upload_id)
-        if held and max(part["modified"] for part in held) > settled:
-            return False  # a client is still sending (or resuming)
+    except store.ObjectMissing:
+        return assembled(storage, upload)  # completed in storage by a call that died before its commit
+    if held and max(part["modified"] for part in held) > settled:
+        return False  # a client is still sending (or resuming)
+    try:
         assemble_multipart(upload)
     except (Conflict, store.ObjectMissing):
         return False  # parts missing or of the wrong size: expire_pending takes it at its TTL
@@ -99,13 +120,19 @@ def _assemble_if_quiet(storage, upload, settled):
 
 def abort_orphan_multipart(now):
     """Unfinished multipart uploads under incoming/ that no pending upload owns (its row expired or
-    was deleted): aborted, so that storage drops their parts.
+    was deleted), and under files/ older than ORPHAN_GRACE: aborted, so that storage drops their parts.
 
     Listed before the rows are read: an upload's row is committed before its multipart upload
     begins, so one listed here without a pending row can never gain one.
     """
     counts = {"multipart_aborted": 0}
     storage = store.get_storage()
+    # Under files/: copies of objects past S3_MAX_SINGLE_COPY whose worker died midway.
+    grace = now - timedelta(seconds=current_app.config["ORPHAN_GRACE"])
+    for item in storage.list_multipart_uploads(store.FILES + "/"):
+        if item["initiated"] < grace:
+            storage.abort_multipart(item["key"], item["upload_id"])
+            counts["multipart_aborted"] += 1
     listed = list(storage.list_multipart_uploads(store.INCOMING + "/"))
     if not listed:
         return counts, 0

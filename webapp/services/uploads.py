@@ -320,7 +320,7 @@ def assemble_multipart(upload, claimed=None):
     try:
         held = storage.list_parts(upload.incoming_key, upload.multipart_upload_id)
     except store.ObjectMissing:
-        if _assembled(storage, upload):
+        if assembled(storage, upload):
             return
         raise Conflict("Storage no longer holds this upload; start it again.", "upload_gone") from None
     plan = check_parts(upload, held)
@@ -331,11 +331,11 @@ def assemble_multipart(upload, claimed=None):
     try:
         storage.complete_multipart(upload.incoming_key, upload.multipart_upload_id, plan)
     except store.ObjectMissing:
-        if not _assembled(storage, upload):
+        if not assembled(storage, upload):
             raise
 
 
-def _assembled(storage, upload):
+def assembled(storage, upload):
     """True when the upload's object is there with its declared size (its multipart upload completed)."""
     try:
         return storage.head(upload.incoming_key)["size"] == upload.size
