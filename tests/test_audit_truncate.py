@@ -31,6 +31,7 @@ def test_truncate_is_refused_in_the_create_all_schema(app):
     assert_truncate_refused()
 
 
+@pytest.mark.parametrize("bare_app", ["configured"], indirect=True)  # the configured PostgreSQL only
 def test_truncate_is_refused_in_the_migrated_schema(bare_app):  # noqa: F811
     upgrade()
     assert_truncate_refused()

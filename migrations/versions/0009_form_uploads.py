@@ -19,10 +19,11 @@ depends_on = None
 
 
 def upgrade():
-    with op.batch_alter_table("uploads", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("via_form", sa.Boolean(), server_default=sa.false(), nullable=False))
+    # A plain ADD COLUMN, not batch mode: on SQLite that would rebuild the table and lose its usage triggers.
+    op.add_column("uploads", sa.Column("via_form", sa.Boolean(), server_default=sa.false(), nullable=False))
 
 
 def downgrade():
-    with op.batch_alter_table("uploads", schema=None) as batch_op:
-        batch_op.drop_column("via_form")
+    # A plain DROP COLUMN (SQLite 3.35+ has it): batch mode would rebuild the table on SQLite and lose
+    # its usage triggers.
+    op.execute("ALTER TABLE uploads DROP COLUMN via_form")
