@@ -94,6 +94,23 @@ MATRIX = [
         note="invalid form",
     ),
     Row("POST", "/files/{quarantined}/shares", "login 404 404 login 404", {"days": "7"}),
+    # Bulk delete asks first (no change): only the asker's own files are named; others' are left out.
+    Row("POST", "/files/delete", "login 200 ->/files login ->/files", {"ids": "{available}"}),
+    Row("POST", "/files/delete", "login 200 ->/files login ->/files", {"ids": "{available}", "confirm": "no"}),
+    Row(
+        "POST",
+        "/files/delete",
+        "login ->/files ->/files login ->/files",
+        {"ids": "{available}", "confirm": "yes"},
+        changes="owner",
+    ),
+    Row(
+        "POST",
+        "/files/{available}/rename",
+        "login ->/files/{available} 404 login 404",
+        {"filename": "renamed.txt"},
+        changes="owner",
+    ),
     Row(
         "POST", "/files/{available}/shares/{share}/revoke", "login ->/files/{available} 404 login 404", changes="owner"
     ),
@@ -299,7 +316,9 @@ def state(app):
         return sorted(tuple(row) for row in db.session.execute(select(*columns)))
 
     snapshot = {
-        "uploads": rows(Upload.id, Upload.user_id, Upload.status, Upload.file_key, Upload.thumbnail_key),
+        "uploads": rows(
+            Upload.id, Upload.user_id, Upload.status, Upload.filename, Upload.file_key, Upload.thumbnail_key
+        ),
         "shares": rows(Share.id, Share.upload_id, Share.revoked_at),
         "reports": rows(Report.id, Report.upload_id, Report.resolved_at),
         "users": rows(User.id, User.is_banned, User.is_admin, User.quota_bytes, User.session_version),

@@ -8,10 +8,12 @@ from webapp.files.forms import ShareForm
 from webapp.models import UploadStatus
 from webapp.models.base import utcnow
 from webapp.security import client_address, content_security_policy
-from webapp.services import form_uploads, sharing, uploads
+from webapp.services import form_uploads, listing, sharing, uploads
 from webapp.services.uploads import quota_for
 
 bp = Blueprint("files", __name__)
+#: Files one bulk delete may name (a page of the listing is far fewer).
+MAX_BULK = 200
 
 
 @bp.route("/")
@@ -26,13 +28,16 @@ def home():
 @login_required
 def index():
     """Your files, newest first, one keyset page at a time; the upload widget on top."""
-    limit = current_app.config["FILES_PER_PAGE"]
-    rows, next_cursor = uploads.list_uploads(current_user, request.args.get("after"), limit)
+    shown = listing.Listing.from_args(request.args)
+    rows, next_cursor = listing.page(current_user, shown, current_app.config["FILES_PER_PAGE"])
     return render_template(
         "files/index.html",
         uploads=rows,
+        listing=shown,
+        kinds=listing.KINDS,
+        statuses=listing.STATUSES,
         next_cursor=next_cursor,
-        first_page=not request.args.get("after"),
+        no_files_at_all=not rows and listing.empty_state(current_user),
         used=current_user.bytes_used,
         quota=quota_for(current_user),
         max_upload=uploads.max_file_bytes(),
@@ -95,6 +100,30 @@ def delete(upload_id):
     name = uploads.delete_upload(current_user, upload_id, ip=client_address())
     flash(f"Deleted {name}.", "info")
     return redirect(url_for("files.index"))
+
+
+@bp.route("/files/delete", methods=["POST"])
+@login_required
+def delete_many():
+    """Delete the files ticked in the listing: a confirmation naming them first, then (confirm=yes) all at once."""
+    chosen = uploads.own_uploads(current_user, request.form.getlist("ids")[:MAX_BULK])
+    if not chosen:
+        flash("Tick the files to delete first.", "error")
+        return redirect(url_for("files.index"))
+    if request.form.get("confirm") != "yes":
+        return render_template("files/delete_many.html", uploads=chosen)
+    names = [uploads.delete_upload(current_user, upload.id, ip=client_address()) for upload in chosen]
+    flash(f"Deleted {len(names)} file{'s' if len(names) != 1 else ''}.", "info")
+    return redirect(url_for("files.index"))
+
+
+@bp.route("/files/<upload_id>/rename", methods=["POST"])
+@login_required
+def rename(upload_id):
+    """Change a file's name as shown and as downloaded (its stored bytes and keys stay as they are)."""
+    upload = uploads.rename_upload(current_user, upload_id, request.form.get("filename"), ip=client_address())
+    flash(f"Renamed to {upload.filename}.", "success")
+    return redirect(url_for("files.detail", upload_id=upload.id))
 
 
 @bp.route("/files/<upload_id>/shares", methods=["POST"])

@@ -3,7 +3,7 @@
 import enum
 import secrets
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, false, text
+from sqlalchemy import DDL, BigInteger, Boolean, ForeignKey, Index, Integer, String, event, false, func, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp.extensions import db
@@ -51,6 +51,9 @@ class Upload(db.Model):
     __tablename__ = "uploads"
     __table_args__ = (
         Index("ix_uploads_user_created", "user_id", "created_at", "id"),
+        # The listing's other sorts, keyset pages included (services/listing.py).
+        Index("ix_uploads_user_name", "user_id", text("lower(filename)"), "id"),
+        Index("ix_uploads_user_size", "user_id", "size", "id"),
         Index("ix_uploads_status_updated", "status", "updated_at"),
         # A user's files waiting for a verdict, counted whenever one more is queued (few rows, even
         # for a user holding many files).
@@ -135,3 +138,15 @@ class Upload(db.Model):
 
     def __repr__(self):
         return f"<Upload {self.id} {self.status}>"
+
+
+# Name search by substring on PostgreSQL: LIKE '%...%' on lower(filename) through a trigram index.
+Index(
+    "ix_uploads_filename_trgm",
+    func.lower(Upload.filename).label("filename_lower"),
+    postgresql_using="gin",
+    postgresql_ops={"filename_lower": "gin_trgm_ops"},
+).ddl_if(dialect="postgresql")
+event.listen(
+    db.metadata, "before_create", DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql")
+)

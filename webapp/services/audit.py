@@ -11,6 +11,7 @@ ACTIONS = (
     "login",
     "account_created",
     "file_deleted",
+    "file_renamed",
     "share_created",
     "share_revoked",
     "file_reported",

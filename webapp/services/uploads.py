@@ -1,11 +1,10 @@
 """Upload use cases: begin (presign), parts, complete, read, list, delete, download."""
 
-import base64
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import bindparam, delete, func, insert, select, tuple_, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 
 from webapp import logs, queue
 from webapp import storage as store
@@ -452,6 +451,31 @@ def delete_upload(user, upload_id, ip=None):
     return name
 
 
+def own_uploads(user, upload_ids):
+    """The user's own listed uploads among upload_ids (other ids, malformed or not theirs, are left out)."""
+    wanted = {i for i in upload_ids if isinstance(i, str) and _ID_PATTERN.fullmatch(i)}
+    if not wanted:
+        return []
+    return list(
+        db.session.scalars(
+            select(Upload)
+            .where(Upload.user_id == user.id, Upload.id.in_(wanted), Upload.status.in_([s.value for s in LISTED]))
+            .order_by(Upload.created_at.desc(), Upload.id.desc())
+        )
+    )
+
+
+def rename_upload(user, upload_id, filename, ip=None):
+    """Give one of the user's files a new name (shown and downloaded); the bytes and keys stay."""
+    upload = own_upload(user, upload_id)
+    name = clean_filename(filename, current_app.config["MAX_FILENAME_BYTES"])
+    if name != upload.filename:
+        audit.record("file_renamed", user, "upload", upload.id, ip=ip, details={"from": upload.filename, "to": name})
+        upload.filename = name
+        db.session.commit()
+    return upload
+
+
 def revoke_shares(upload_id):
     """Revoke every live link to an upload (caller commits); returns how many."""
     result = db.session.execute(
@@ -497,39 +521,3 @@ def signed_preview(upload):
     return store.get_storage().presign_get(
         upload.thumbnail_key, current_app.config["DOWNLOAD_URL_TTL"], "inline", "image/png"
     )
-
-
-def encode_cursor(upload):
-    """An opaque keyset cursor pointing after upload."""
-    raw = f"{upload.created_at.isoformat()}|{upload.id}"
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor):
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        stamp, upload_id = raw.split("|", 1)
-        created = datetime.fromisoformat(stamp)
-        if created.tzinfo is None or not _ID_PATTERN.fullmatch(upload_id):
-            raise ValueError(cursor)
-        created.astimezone(UTC)  # an instant that UTC cannot hold is not a cursor we made
-        return created, upload_id
-    except (ValueError, UnicodeDecodeError, OverflowError):
-        raise InvalidInput("That page link is not valid.", "invalid_cursor") from None
-
-
-def list_uploads(user, cursor=None, limit=25):
-    """One page of the user's files, newest first, and the cursor of the next page (keyset)."""
-    query = (
-        select(Upload)
-        .where(Upload.user_id == user.id, Upload.status.in_([s.value for s in LISTED]))
-        .order_by(Upload.created_at.desc(), Upload.id.desc())
-        .limit(limit + 1)
-    )
-    if cursor:
-        created, upload_id = _decode_cursor(cursor)
-        # A row-value comparison, which the (user_id, created_at, id) index answers directly.
-        query = query.where(tuple_(Upload.created_at, Upload.id) < tuple_(created, upload_id))
-    rows = list(db.session.scalars(query))
-    next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
-    return rows[:limit], next_cursor
