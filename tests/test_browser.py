@@ -47,7 +47,7 @@ def test_dropped_file_uploads_with_progress_and_becomes_available(worker, tab, u
     expect(row).to_have_count(1)
     expect_verdict(row, transfer, "available", "Ready.")
     expect(row.locator('[data-role="download"]')).to_be_visible()
-    expect(row.locator("td").nth(2)).to_have_text("text/plain")
+    expect(row.locator('[data-role="type"]')).to_have_text("text/plain")
     expect(page.locator("#no-files")).to_have_count(0)
 
     values = [value for value, _ in tab.progress()]
