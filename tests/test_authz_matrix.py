@@ -146,6 +146,7 @@ MATRIX = [
     Row("GET", "/upload/{form_pending}/done", "login 400 400 login 400"),
     # Public share links: the same for everyone; a revoked link is gone for everyone.
     Row("GET", "/s/{token}", "200 200 200 200 200"),
+    Row("POST", "/s/{token}/unlock", "404 404 404 404 404", {"password": "a guess"}),  # it has no password
     Row("GET", "/s/{token}/download", "s3 s3 s3 s3 s3"),
     Row("GET", "/s/{token}/preview", "s3 s3 s3 s3 s3"),
     Row(

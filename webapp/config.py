@@ -212,6 +212,9 @@ def load_config(env_name=None, environ=None):
         "PRESIGN_LIMIT": get("PRESIGN_LIMIT", "60 per minute"),
         "DOWNLOAD_LIMIT": get("DOWNLOAD_LIMIT", "30 per minute"),
         "MAX_PENDING_UPLOADS": num("MAX_PENDING_UPLOADS", 50),
+        # password attempts on share links, per link and per address
+        "SHARE_UNLOCK_LIMIT_PER_LINK": get("SHARE_UNLOCK_LIMIT_PER_LINK", "10 per 10 minutes"),
+        "SHARE_UNLOCK_LIMIT_PER_IP": get("SHARE_UNLOCK_LIMIT_PER_IP", "30 per hour"),
         "REGISTER_LIMIT_PER_IP": get("REGISTER_LIMIT_PER_IP", "10 per hour"),
         # "open": anyone may sign up; "closed": only admins make accounts
         "REGISTRATION": get("REGISTRATION", "open"),

@@ -133,10 +133,21 @@ def create_share(upload_id):
     uploads.own_upload(current_user, upload_id)  # someone else's id does not exist, whatever the form says
     form = ShareForm()
     if not form.validate_on_submit():
-        flash("Choose how long the link should last (1 to 365 days, or never).", "error")
+        flash(
+            "Choose how long the link should last (1 to 365 days, or never), a password of 4 to 200 characters "
+            "or none, and a download limit from 1 to 100,000 or none.",
+            "error",
+        )
         return redirect(url_for("files.detail", upload_id=upload_id))
     days = int(form.days.data) if form.days.data else None
-    sharing.create_share(current_user, upload_id, days, ip=client_address())
+    sharing.create_share(
+        current_user,
+        upload_id,
+        days,
+        ip=client_address(),
+        password=form.password.data or None,
+        max_downloads=form.max_downloads.data,
+    )
     flash("Share link created: anyone with it can download this file.", "success")
     return redirect(url_for("files.detail", upload_id=upload_id))
 

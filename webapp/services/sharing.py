@@ -3,7 +3,9 @@
 import re
 from datetime import timedelta
 
-from sqlalchemy import select
+from flask import current_app
+from sqlalchemy import select, update
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from webapp.extensions import db
 from webapp.models import Report, Share, Upload, UploadStatus, User
@@ -14,17 +16,35 @@ from webapp.services.uploads import own_upload, readable_upload, signed_download
 
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{20,64}")
 MAX_SHARE_DAYS = 365
+MAX_DOWNLOADS = 100_000
+MIN_PASSWORD, MAX_PASSWORD = 4, 200
 
 
-def create_share(user, upload_id, days=None, ip=None):
-    """A new public link to one of the user's available files, optionally expiring after days."""
+def create_share(user, upload_id, days=None, ip=None, password=None, max_downloads=None):
+    """A new public link to one of the user's available files: optionally expiring after days, asking
+    for a password, and stopping after max_downloads downloads."""
     upload = own_upload(user, upload_id, statuses=[UploadStatus.AVAILABLE])
     if days is not None and (not isinstance(days, int) or not 1 <= days <= MAX_SHARE_DAYS):
         raise InvalidInput(f"A link can last from 1 to {MAX_SHARE_DAYS} days.", "invalid_expiry")
-    share = Share(upload_id=upload.id, created_by=user.id, expires_at=utcnow() + timedelta(days=days) if days else None)
+    if max_downloads is not None and (
+        isinstance(max_downloads, bool) or not isinstance(max_downloads, int) or not 1 <= max_downloads <= MAX_DOWNLOADS
+    ):
+        raise InvalidInput(f"A download limit is from 1 to {MAX_DOWNLOADS}.", "invalid_max_downloads")
+    if password is not None and not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise InvalidInput(f"A link's password has {MIN_PASSWORD} to {MAX_PASSWORD} characters.", "invalid_password")
+    share = Share(
+        upload_id=upload.id,
+        created_by=user.id,
+        expires_at=utcnow() + timedelta(days=days) if days else None,
+        password_hash=generate_password_hash(password, method=current_app.config["PASSWORD_HASH_METHOD"])
+        if password
+        else None,
+        max_downloads=max_downloads,
+    )
     db.session.add(share)
     db.session.flush()
-    audit.record("share_created", user, "upload", upload.id, details={"share_id": share.id, "days": days}, ip=ip)
+    details = {"share_id": share.id, "days": days, "password": bool(password), "max_downloads": max_downloads}
+    audit.record("share_created", user, "upload", upload.id, details=details, ip=ip)
     db.session.commit()
     return share
 
@@ -66,9 +86,43 @@ def resolve(token):
     return share, upload
 
 
+def unlock(token, password):
+    """The live share behind token if password is its password; NotFound otherwise, exactly as for a
+    link that does not exist (the hash is checked even then, so timing tells nothing either)."""
+    try:
+        share, _ = resolve(token)
+    except NotFound:
+        share = None
+    stored = share.password_hash if share is not None and share.password_hash else _decoy_hash()
+    matches = check_password_hash(stored, password or "")
+    if share is None or not share.password_hash or not matches:
+        raise NotFound()
+    return share
+
+
+def _decoy_hash():
+    """Checked against when a link does not exist or has no password, so that a wrong token costs
+    what a wrong password does (made once per app, with the app's own hash method)."""
+    extensions = current_app.extensions
+    if "satchel.share_decoy" not in extensions:
+        method = current_app.config["PASSWORD_HASH_METHOD"]
+        extensions["satchel.share_decoy"] = generate_password_hash("no link has this password", method=method)
+    return extensions["satchel.share_decoy"]
+
+
 def share_download_url(token):
-    """A short-lived attachment URL for the file behind a public token."""
-    return signed_download(resolve(token)[1])
+    """A short-lived attachment URL for the file behind a public token; counts the download and
+    refuses (NotFound) once the link's downloads are used up."""
+    share, upload = resolve(token)
+    counted = db.session.execute(
+        update(Share)
+        .where(Share.id == share.id, (Share.max_downloads.is_(None)) | (Share.downloads < Share.max_downloads))
+        .values(downloads=Share.downloads + 1)
+    )
+    db.session.commit()
+    if not counted.rowcount:
+        raise NotFound()
+    return signed_download(upload)
 
 
 def share_preview_url(token):
