@@ -1,4 +1,5 @@
-"""The listing in headless Chromium: the grid view, and ticking files for one bulk delete."""
+"""The listing and sharing in headless Chromium: the grid view, a bulk delete of ticked files, and a
+password-protected share link opened in a second browser."""
 
 import pytest
 from playwright.sync_api import expect
@@ -38,3 +39,30 @@ def test_grid_view_and_bulk_delete(tab, user, live_server):
     assert [db.session.get(Upload, i) for i in doomed] == [None, None]
     assert db.session.get(Upload, kept).status == "available"
     tab.assert_no_errors()
+
+
+def test_a_password_share_link_opened_in_a_second_browser(tab, new_tab, user, live_server, worker):
+    page = tab.page
+    open_files_page(tab, user)
+    tab.drop(("holiday notes.txt", "text/plain", b"postcards from the seaside\n" * 50))
+    row = page.locator("#files tr[data-upload-id]")
+    expect(row.locator('[data-role="status"]')).to_have_text("available", timeout=20_000)
+    row.get_by_role("link", name="holiday notes.txt").click()
+    page.get_by_label("Password (optional)").fill("sandcastle")
+    page.get_by_label("Download limit (optional)").fill("3")
+    page.get_by_role("button", name="Create a share link").click()
+    link = page.get_by_label("Share link").input_value()
+    assert link.startswith(f"{live_server}/s/")
+
+    visitor = new_tab().page
+    visitor.goto(link)
+    expect(visitor.get_by_role("heading", name="This link needs a password")).to_be_visible()
+    expect(visitor.get_by_text("holiday notes.txt")).to_have_count(0)
+    visitor.get_by_label("Password").fill("sandcastle")
+    visitor.get_by_role("button", name="Open").click()
+    expect(visitor.locator("h1.filename")).to_have_text("holiday notes.txt")
+    with visitor.expect_download() as download:
+        visitor.get_by_role("link", name="Download").click()
+    assert download.value.suggested_filename == "holiday notes.txt"
+    page.reload()
+    expect(page.locator('[data-role="downloads"]')).to_have_text("1 of 3 downloads")
