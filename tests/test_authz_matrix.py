@@ -242,7 +242,7 @@ def world(app):
         **ids,
     }
     upload = db.session.get(Upload, available)
-    world = {"values": values, "users": ids, "grant_keys": (upload.file_key, upload.thumbnail_key)}
+    world = {"values": values, "users": ids, "grant_keys": (upload.file_key, upload.thumbnail_key, upload.shared_key)}
     db.session.rollback()
     return world
 

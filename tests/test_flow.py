@@ -135,7 +135,7 @@ def test_object_deleted_before_scan_is_rejected(app, api, run_worker):
 def test_delete_available_file_removes_objects_and_row(app, api, run_worker):
     upload_id = api.upload((RESOURCES / "tiny.png").read_bytes(), filename="t.png", content_type="image/png")
     run_worker()
-    assert len(bucket_keys(app)) == 2  # the file and its preview
+    assert len(bucket_keys(app)) == 3  # the file, its preview and its copy for share links
     response = api.form_post(f"/files/{upload_id}/delete")
     assert response.status_code == 302
     assert bucket_keys(app) == []

@@ -158,6 +158,8 @@ def load_config(env_name=None, environ=None):
         "MAX_IMAGE_PIXELS": num("MAX_IMAGE_PIXELS", 40_000_000),
         "MAX_IMAGE_BYTES": num("MAX_IMAGE_BYTES", 64 * MiB),
         "THUMBNAIL_SIZE": 320,
+        # share links serve JPEG, PNG and WebP images re-encoded without location and camera metadata
+        "STRIP_SHARED_IMAGE_METADATA": get("STRIP_SHARED_IMAGE_METADATA", "true").lower() not in ("0", "false", "no"),
         # "reject" PDFs with JavaScript or launch actions, or "allow" them
         "PDF_ACTIVE_CONTENT": get("PDF_ACTIVE_CONTENT", "reject"),
         "MAX_PDF_BYTES": num("MAX_PDF_BYTES", 64 * MiB),

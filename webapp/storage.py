@@ -524,6 +524,11 @@ def thumbnail_key(user_id, upload_id, run):
     return f"{DERIVATIVES}/{user_id}/{upload_id}-{run}.png"
 
 
+def shared_key(user_id, upload_id, run, extension):
+    """Where an image's copy for share links, without its metadata, lives (unique per scan run)."""
+    return f"{DERIVATIVES}/{user_id}/{upload_id}-{run}-shared.{extension}"
+
+
 def get_storage():
     """The app's Storage, built once per app from its settings."""
     from flask import current_app

@@ -84,6 +84,8 @@ class Upload(db.Model):
     #: where the verified object lives (files/...), set at promotion
     file_key: Mapped[str | None] = mapped_column(String(512))
     thumbnail_key: Mapped[str | None] = mapped_column(String(512))
+    #: an image's copy served by share links: re-encoded without location or camera metadata
+    shared_key: Mapped[str | None] = mapped_column(String(512))
     #: ETag of the incoming object that was scanned
     etag: Mapped[str | None] = mapped_column(String(128))
     sha256: Mapped[str | None] = mapped_column(String(64))
@@ -113,6 +115,11 @@ class Upload(db.Model):
     @property
     def is_available(self):
         return self.status == UploadStatus.AVAILABLE.value
+
+    @property
+    def derived_keys(self):
+        """The objects made from the file (preview, shared copy), those there are."""
+        return [key for key in (self.thumbnail_key, self.shared_key) if key]
 
     @property
     def in_flight(self):

@@ -1,9 +1,10 @@
-"""Image sanity: decode within a pixel cap, and a preview rebuilt from the pixels alone."""
+"""Image sanity: decode within a pixel cap, a preview rebuilt from the pixels alone, and a copy for
+sharing without location or camera metadata."""
 
 import io
 import warnings
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 
 class ImageRejected(Exception):
@@ -38,4 +39,27 @@ def check_image(data, max_pixels, thumbnail_size):
         raise ImageRejected("image_corrupt") from None
     out = io.BytesIO()
     pixels.save(out, format="PNG")
+    return out.getvalue()
+
+
+#: The formats a metadata-free copy is made of, and how each is written again.
+STRIPPABLE = {
+    "image/jpeg": ("JPEG", {"quality": 92}),
+    "image/png": ("PNG", {}),
+    "image/webp": ("WEBP", {"quality": 90}),
+}
+
+
+def strip_metadata(data, mime):
+    """The image re-encoded from its pixels alone, turned as its EXIF orientation says: no EXIF (GPS,
+    maker notes), XMP, comments or text chunks survive. data was checked by check_image first."""
+    fmt, options = STRIPPABLE[mime]
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        upright = ImageOps.exif_transpose(image)
+        mode = "RGBA" if upright.mode in ("RGBA", "LA", "P") and fmt != "JPEG" else "RGB"
+        pixels = Image.new(mode, upright.size)
+        pixels.paste(upright.convert(mode))
+    out = io.BytesIO()
+    pixels.save(out, format=fmt, **options)
     return out.getvalue()

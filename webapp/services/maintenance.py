@@ -226,11 +226,13 @@ def rescan_unscanned(now):
 
 
 def _referenced_keys(prefix):
-    column = {
-        store.INCOMING: Upload.incoming_key,
-        store.FILES: Upload.file_key,
-        store.DERIVATIVES: Upload.thumbnail_key,
-    }[prefix]
+    if prefix == store.DERIVATIVES:
+        return _referenced_keys_of(prefix, Upload.thumbnail_key) | _referenced_keys_of(prefix, Upload.shared_key)
+    column = {store.INCOMING: Upload.incoming_key, store.FILES: Upload.file_key}[prefix]
+    return _referenced_keys_of(prefix, column)
+
+
+def _referenced_keys_of(prefix, column):
     # Quarantined files keep their scanned copy under files/ (older ones, the browser's object).
     live = (
         (UploadStatus.PENDING, UploadStatus.UPLOADED, UploadStatus.SCANNING, UploadStatus.QUARANTINED)
@@ -273,7 +275,7 @@ def purge_removed(now):
             (Upload.status == UploadStatus.DELETED.value)
             | (
                 (Upload.status == UploadStatus.REMOVED.value)
-                & (Upload.file_key.is_not(None) | Upload.thumbnail_key.is_not(None))
+                & (Upload.file_key.is_not(None) | Upload.thumbnail_key.is_not(None) | Upload.shared_key.is_not(None))
             ),
         )
         .limit(BATCH)
@@ -281,12 +283,12 @@ def purge_removed(now):
     for upload in rows:
         if upload.multipart_upload_id and upload.status == UploadStatus.DELETED.value:
             storage.abort_multipart(upload.incoming_key, upload.multipart_upload_id)
-        keys = [upload.incoming_key, upload.file_key, upload.thumbnail_key]
+        keys = [upload.incoming_key, upload.file_key, *upload.derived_keys]
         reclaimed += sum(_delete_counted(storage, key) for key in keys if key)
         if upload.status == UploadStatus.DELETED.value:
             db.session.delete(upload)
         else:
-            upload.file_key = upload.thumbnail_key = None
+            upload.file_key = upload.thumbnail_key = upload.shared_key = None
         db.session.commit()
         counts["purged"] += 1
     return counts, reclaimed

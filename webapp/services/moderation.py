@@ -149,23 +149,23 @@ def _promote_quarantined(upload_id):
         data = None
         if checked_in_memory(upload.detected_type, config):
             data = b"".join(storage.iter_chunks(key))
-        refusal, preview = content_checks(upload, upload.detected_type, data, storage, config, run)
+        refusal, derived = content_checks(upload, upload.detected_type, data, storage, config, run)
         if refusal:
             # The scanner's flag may be a false positive; the checks it pre-empted still apply.
             raise Conflict(
                 f"The file also fails another check, so it cannot be approved: {reason_text(refusal.reason)}",
                 refusal.reason,
             )
-        own_keys.append(preview)
+        own_keys += [k for k in derived.values() if k]
         result = db.session.execute(
             update(Upload)
             .where(Upload.id == upload_id, Upload.status == UploadStatus.QUARANTINED.value)
             .values(
                 status=UploadStatus.AVAILABLE.value,
                 file_key=key,
-                thumbnail_key=own_keys[-1],
                 reason="approved_by_moderator",
                 updated_at=utcnow(),
+                **derived,
             )
         )
     except BaseException:
@@ -175,8 +175,8 @@ def _promote_quarantined(upload_id):
         db.session.rollback()
         storage.delete(*own_keys)
         return False
-    if upload.thumbnail_key and upload.thumbnail_key != own_keys[-1]:
-        storage.delete(upload.thumbnail_key)  # a preview made before a rescan quarantined it
+    # a preview (or shared copy) made before a rescan quarantined it
+    storage.delete(*(k for k in upload.derived_keys if k not in own_keys))
     return True
 
 
@@ -209,7 +209,7 @@ def _take_down(upload, reason_code):
 
     Returns (object keys to delete, links revoked), or None if the file stopped being live meanwhile.
     """
-    keys = [upload.incoming_key, upload.file_key, upload.thumbnail_key]
+    keys = [upload.incoming_key, upload.file_key, *upload.derived_keys]
     result = db.session.execute(
         update(Upload)
         .where(Upload.id == upload.id, Upload.status.in_(REMOVABLE))

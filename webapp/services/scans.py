@@ -21,7 +21,7 @@ from webapp.models.upload import FORM_TYPE
 from webapp.scanning.archives import ArchiveRejected, check_zip
 from webapp.scanning.clamd import ClamdClient, ScanIncomplete, ScanLimitsExceeded, ScannerUnavailable
 from webapp.scanning.filetypes import RASTER_IMAGES, SNIFF_BYTES, effective_type, sniff_type, types_consistent
-from webapp.scanning.images import ImageRejected, check_image
+from webapp.scanning.images import STRIPPABLE, ImageRejected, check_image, strip_metadata
 from webapp.scanning.pdfs import PdfRejected, check_pdf
 from webapp.scanning.readahead import read_ahead
 from webapp.services import audit
@@ -456,36 +456,44 @@ def _check_malware(run):
 
 def _check_content(run):
     """PDF active content and image sanity; an image's preview is rebuilt from its pixels."""
-    refusal, preview = content_checks(run.upload, run.detected, run.data, run.storage, run.config, run.token)
+    refusal, derived = content_checks(run.upload, run.detected, run.data, run.storage, run.config, run.token)
     if refusal:
         refusal.values.update(run.values)
         return refusal
-    run.values["thumbnail_key"] = preview
-    if preview:
-        run.held["thumbnail_key"] = preview
+    for column, key in derived.items():
+        run.values[column] = key
+        if key:
+            run.held[column] = key
     return None
 
 
 def content_checks(upload, detected, data, storage, config, run):
     """The checks that follow the malware verdict: PDF active content and image sanity.
 
-    Returns (refusal, preview key): a rejecting Verdict and None, or None and the key of the
-    preview rebuilt from an image's pixels (None for other types).
+    Returns (refusal, derived): a rejecting Verdict and {}, or None and the objects made from an
+    image, by column: the preview rebuilt from its pixels (thumbnail_key) and, for JPEG, PNG and
+    WebP unless STRIP_SHARED_IMAGE_METADATA is off, the copy share links serve without its
+    location and camera metadata (shared_key); None for what was not made.
     """
+    derived = {"thumbnail_key": None, "shared_key": None}
     if detected == "application/pdf" and config["PDF_ACTIVE_CONTENT"] != "allow":
         try:
             check_pdf(bytes(data), config["PDF_MAX_OBJECTS"], config["PDF_CHECK_SECONDS"])
         except PdfRejected as exc:
-            return _reject(exc.reason), None
+            return _reject(exc.reason), {}
     if detected not in RASTER_IMAGES:
-        return None, None
+        return None, derived
     try:
         thumbnail = check_image(bytes(data), config["MAX_IMAGE_PIXELS"], config["THUMBNAIL_SIZE"])
     except ImageRejected as exc:
-        return _reject(exc.reason), None
-    key = store.thumbnail_key(upload.user_id, upload.id, run)
-    storage.put(key, thumbnail, "image/png")
-    return None, key
+        return _reject(exc.reason), {}
+    derived["thumbnail_key"] = store.thumbnail_key(upload.user_id, upload.id, run)
+    storage.put(derived["thumbnail_key"], thumbnail, "image/png")
+    if config["STRIP_SHARED_IMAGE_METADATA"] and detected in STRIPPABLE:
+        key = store.shared_key(upload.user_id, upload.id, run, config["ALLOWED_TYPES"][detected])
+        storage.put(key, strip_metadata(bytes(data), detected), detected)
+        derived["shared_key"] = key
+    return None, derived
 
 
 def rescan_upload(upload_id):
@@ -505,7 +513,7 @@ def rescan_upload(upload_id):
     ):
         return None
     if is_blocked(upload.sha256):
-        _take_down_blocked(upload.id, [upload.file_key, upload.thumbnail_key])
+        _take_down_blocked(upload.id, [upload.file_key, *upload.derived_keys])
         return UploadStatus.REMOVED
     try:
         signature, reason = _rescan_stream(upload, config), "malware"

@@ -122,7 +122,7 @@ def share_download_url(token):
     db.session.commit()
     if not counted.rowcount:
         raise NotFound()
-    return signed_download(upload)
+    return signed_download(upload, shared=True)
 
 
 def share_preview_url(token):

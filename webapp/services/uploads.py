@@ -440,7 +440,7 @@ def delete_upload(user, upload_id, ip=None):
     try:
         if upload.multipart_upload_id:
             storage.abort_multipart(upload.incoming_key, upload.multipart_upload_id)
-        storage.delete(upload.incoming_key, upload.file_key, upload.thumbnail_key)
+        storage.delete(upload.incoming_key, upload.file_key, *upload.derived_keys)
     except store.StorageError:
         # The row stays "deleted" (never listed or served) until storage answers again.
         current_app.logger.warning("storage unreachable while deleting %s", upload.id)
@@ -503,14 +503,16 @@ def _servable(upload):
         )
 
 
-def signed_download(upload):
-    """Presigned GET of an available upload's verified object, as an attachment of its detected type."""
+def signed_download(upload, shared=False):
+    """Presigned GET of an available upload's verified object, as an attachment of its detected type;
+    for a share link (shared), an image's copy without its location and camera metadata when there is one."""
     _servable(upload)
+    key = upload.file_key
+    if shared and upload.shared_key and current_app.config["STRIP_SHARED_IMAGE_METADATA"]:
+        key = upload.shared_key
     extension = upload.file_key.rsplit(".", 1)[-1]
     header = content_disposition(download_name(upload.filename, extension))
-    return store.get_storage().presign_get(
-        upload.file_key, current_app.config["DOWNLOAD_URL_TTL"], header, upload.detected_type
-    )
+    return store.get_storage().presign_get(key, current_app.config["DOWNLOAD_URL_TTL"], header, upload.detected_type)
 
 
 def signed_preview(upload):
