@@ -15,6 +15,7 @@ from webapp.models.base import utcnow
 from webapp.queue import SCAN_BACKLOG, SCANS, get_queue, scan_job_id
 from webapp.scanning.clamd import EICAR
 from webapp.services import maintenance
+from webapp.services.scans import VERSION_MAX_AGE, scanner_version
 from webapp.storage import get_storage
 
 
@@ -427,3 +428,22 @@ class TestFairShare:
         assert len(get_queue(SCAN_BACKLOG).job_ids) == 2
         run_worker()
         assert {row(upload_id).status for upload_id in flood} == {"available"}
+
+
+def test_the_verdict_names_the_scanner_and_its_signatures(app, api, run_worker):
+    upload_id = api.upload(b"which engine looked at me?\n")
+    run_worker()
+    version = row(upload_id).scanner_version
+    assert re.fullmatch(r"ClamAV [\d.]+(/\d+/.+)?", version), version  # the tests' own signatures have no version
+    assert version in api.get(f"/files/{upload_id}").get_data(as_text=True)
+
+
+def test_scanner_version_is_asked_once_a_minute_and_survives_a_silent_clamd(app):
+
+    config = dict(app.config)
+    first = scanner_version(config, now=1000.0)
+    assert first.startswith("ClamAV")
+    config["CLAMD_URL"] = "tcp://127.0.0.1:9"  # nothing listens: a new address, never answered
+    assert scanner_version(config, now=1000.0) is None
+    config["CLAMD_URL"] = app.config["CLAMD_URL"]
+    assert scanner_version(config, now=1000.0 + VERSION_MAX_AGE + 1) == first

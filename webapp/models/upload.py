@@ -79,6 +79,8 @@ class Upload(db.Model):
     reason: Mapped[str | None] = mapped_column(String(64))
     #: virus name reported by the scanner
     signature: Mapped[str | None] = mapped_column(String(255))
+    #: the scanner's engine and signature database at the scan ("ClamAV 1.4.6/27000/<date>")
+    scanner_version: Mapped[str | None] = mapped_column(String(255))
     #: where the browser writes (incoming/...)
     incoming_key: Mapped[str] = mapped_column(String(512), nullable=False)
     #: where the verified object lives (files/...), set at promotion

@@ -436,8 +436,30 @@ def _stream_through_scanner(run):
         "detected_type": run.detected,
         # accepted without a malware scan (SCANNER=disabled): scanned once a scanner is configured
         "unscanned": config["SCANNER"] != "clamd",
+        "scanner_version": scanner_version(config) if config["SCANNER"] == "clamd" else None,
     }
     return None
+
+
+#: clamd's VERSION line per address, with when it was read: asked at most once a minute per process.
+_VERSIONS = {}
+VERSION_MAX_AGE = 60
+
+
+def scanner_version(config, now=None):
+    """The engine and signature database clamd reports ("ClamAV 1.4.6/27000/..."), or None if it
+    does not answer (the verdict stands without it)."""
+    now = time.monotonic() if now is None else now
+    url = config["CLAMD_URL"]
+    known = _VERSIONS.get(url)
+    if known and now - known[0] < VERSION_MAX_AGE:
+        return known[1]
+    try:
+        text = ClamdClient(url, timeout=5).version().strip()[:255]
+    except (ScannerUnavailable, OSError, UnicodeDecodeError):
+        return known[1] if known else None
+    _VERSIONS[url] = (now, text)
+    return text
 
 
 def _check_block_list(run):
