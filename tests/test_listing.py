@@ -1,6 +1,7 @@
 """The listing at /files: search, kind and status filters, sorts with exact keyset pages, the grid view,
 bulk delete with one confirmation, rename, usage and the empty states; all without JavaScript."""
 
+import base64
 import re
 from datetime import timedelta
 from html import unescape
@@ -198,3 +199,18 @@ def test_usage_and_the_empty_states(app, api, user):
     html = api.get("/files").get_data(as_text=True)
     assert "No files yet." not in html
     assert re.search(r"You use 1\.0 MB of 2\.0 GB", html), re.search(r'id="usage">([^<]+)', html)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ['["name","\\ud800","abc"]', '["name","a\\u0000b","abc"]', "[" * 3000 + "]" * 3000],
+)
+def test_crafted_cursors_are_a_422_not_a_500(api, raw):
+
+    cursor = base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    assert api.get(f"/files?sort=name&after={cursor}").status_code == 422
+
+
+def test_a_removed_file_cannot_be_renamed(app, api, user):
+    upload = add(user, "taken down.txt", status="removed")
+    assert api.form_post(f"/files/{upload.id}/rename", data={"filename": "new.txt"}).status_code == 404

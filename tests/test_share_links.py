@@ -135,8 +135,23 @@ def test_share_pages_are_private(app, api, available):
     assert 'name="robots" content="noindex"' in visitor.get(f"/s/{token}").text
 
 
+def test_a_head_request_uses_up_no_download(app, api, available):
+    token = make_link(api, available, max_downloads="1")
+    visitor = app.test_client()
+    assert visitor.head(f"/s/{token}/download").status_code == 405
+    assert visitor.get(f"/s/{token}/download").status_code == 302
+    assert share(token).downloads == 1
+
+
 @pytest.mark.parametrize(
-    "fields", [{"password": "abc"}, {"password": "x" * 201}, {"max_downloads": "0"}, {"max_downloads": "lots"}]
+    "fields",
+    [
+        {"password": "   "},
+        {"password": "abc"},
+        {"password": "x" * 201},
+        {"max_downloads": "0"},
+        {"max_downloads": "lots"},
+    ],
 )
 def test_bad_link_settings_are_refused(app, api, available, fields):
     response = api.form_post(f"/files/{available}/shares", {"days": "7", **fields}, follow_redirects=True)

@@ -10,6 +10,7 @@ from PIL import ExifTags, Image
 from tests.conftest import bucket_keys, share_token
 from webapp.extensions import db
 from webapp.models import Upload
+from webapp.scanning.images import strip_metadata
 
 
 def tagged_jpeg():
@@ -80,3 +81,26 @@ def test_deleting_a_file_deletes_its_shared_copy(app, api, run_worker):
     run_worker()
     assert api.delete(f"/api/uploads/{upload_id}").status_code == 204
     assert bucket_keys(app) == []
+
+
+def test_16_bit_and_transparent_pngs_keep_their_picture():
+
+    deep = io.BytesIO()
+    Image.new("I;16", (4, 4), 40000).save(deep, format="PNG")
+    with Image.open(io.BytesIO(strip_metadata(deep.getvalue(), "image/png"))) as image:
+        assert image.mode == "L" and image.getpixel((0, 0)) == 40000 // 257  # scaled, not clipped to white
+    clear = io.BytesIO()
+    Image.new("RGB", (4, 4), (1, 2, 3)).save(clear, format="PNG", transparency=(1, 2, 3))
+    with Image.open(io.BytesIO(strip_metadata(clear.getvalue(), "image/png"))) as image:
+        assert image.mode == "RGBA" and image.getpixel((0, 0))[3] == 0  # still see-through
+
+
+def test_an_image_shared_before_copies_were_made_is_not_served_with_its_metadata(app, api, run_worker):
+    upload_id = api.upload(tagged_jpeg(), filename="old.jpg", content_type="image/jpeg")
+    run_worker()
+    upload = db.session.get(Upload, upload_id)
+    upload.shared_key = None  # as files scanned before this feature are
+    db.session.commit()
+    token = share_token(api, upload_id)
+    assert app.test_client().get(f"/s/{token}/download").status_code == 404
+    assert api.get(f"/files/{upload_id}/download").status_code == 302  # the owner still has it

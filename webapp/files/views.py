@@ -132,7 +132,8 @@ def create_share(upload_id):
     """Make a public link to an available file (optionally expiring)."""
     uploads.own_upload(current_user, upload_id)  # someone else's id does not exist, whatever the form says
     form = ShareForm()
-    if not form.validate_on_submit():
+    blank_password = bool(form.password.data) and not form.password.data.strip()
+    if not form.validate_on_submit() or blank_password:
         flash(
             "Choose how long the link should last (1 to 365 days, or never), a password of 4 to 200 characters "
             "or none, and a download limit from 1 to 100,000 or none.",

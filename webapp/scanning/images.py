@@ -51,15 +51,22 @@ STRIPPABLE = {
 
 
 def strip_metadata(data, mime):
-    """The image re-encoded from its pixels alone, turned as its EXIF orientation says: no EXIF (GPS,
-    maker notes), XMP, comments or text chunks survive. data was checked by check_image first."""
+    """The image re-encoded from its pixels, turned as its EXIF orientation says, keeping its colour
+    profile and transparency: no EXIF (GPS, maker notes), XMP, comments or text chunks survive. An
+    animation keeps its first frame. data was checked by check_image first."""
     fmt, options = STRIPPABLE[mime]
     with Image.open(io.BytesIO(data)) as image:
         image.load()
+        icc = image.info.get("icc_profile")
         upright = ImageOps.exif_transpose(image)
-        mode = "RGBA" if upright.mode in ("RGBA", "LA", "P") and fmt != "JPEG" else "RGB"
+        if upright.mode in ("I;16", "I;16B", "I;16L", "I"):
+            upright = upright.point(lambda value: value / 257).convert("L")  # 16 bits to 8, not clipped
+        keeps_alpha = fmt != "JPEG" and (upright.mode in ("RGBA", "LA", "PA", "P") or "transparency" in upright.info)
+        mode = "RGBA" if keeps_alpha else ("L" if upright.mode in ("L", "1") else "RGB")
         pixels = Image.new(mode, upright.size)
         pixels.paste(upright.convert(mode))
+    if icc:
+        options = {**options, "icc_profile": icc}
     out = io.BytesIO()
     pixels.save(out, format=fmt, **options)
     return out.getvalue()

@@ -145,14 +145,15 @@ def decode_cursor(cursor, sort):
         if made_for != sort or not isinstance(upload_id, str) or not _ID_PATTERN.fullmatch(upload_id):
             raise ValueError(cursor)
         return _parse_value(sort, value), upload_id
-    except (ValueError, TypeError, UnicodeDecodeError, OverflowError, binascii.Error):
+    except (ValueError, TypeError, UnicodeDecodeError, OverflowError, RecursionError, binascii.Error):
         raise InvalidInput("That page link is not valid.", "invalid_cursor") from None
 
 
 def _parse_value(sort, value):
     if sort == "name":
-        if not isinstance(value, str) or len(value) > 1024:
+        if not isinstance(value, str) or len(value) > 1024 or "\x00" in value:
             raise ValueError(value)
+        value.encode("utf-8")  # a lone surrogate is no name (UnicodeEncodeError is a ValueError)
         return value
     if sort == "size":
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:

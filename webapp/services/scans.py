@@ -457,7 +457,7 @@ def scanner_version(config, now=None):
     try:
         text = ClamdClient(url, timeout=5).version().strip()[:255]
     except (ScannerUnavailable, OSError, UnicodeDecodeError):
-        return known[1] if known else None
+        text = known[1] if known else None  # kept (or None) for a minute: no scan waits on it again
     _VERSIONS[url] = (now, text)
     return text
 
@@ -512,10 +512,21 @@ def content_checks(upload, detected, data, storage, config, run):
     derived["thumbnail_key"] = store.thumbnail_key(upload.user_id, upload.id, run)
     storage.put(derived["thumbnail_key"], thumbnail, "image/png")
     if config["STRIP_SHARED_IMAGE_METADATA"] and detected in STRIPPABLE:
-        key = store.shared_key(upload.user_id, upload.id, run, config["ALLOWED_TYPES"][detected])
-        storage.put(key, strip_metadata(bytes(data), detected), detected)
-        derived["shared_key"] = key
+        derived["shared_key"] = _shared_copy(upload, detected, data, storage, config, run)
     return None, derived
+
+
+def _shared_copy(upload, detected, data, storage, config, run):
+    """Store the copy share links serve; None (share links then serve nothing of it) if Pillow cannot
+    write one, which is no verdict on the file."""
+    try:
+        stripped = strip_metadata(bytes(data), detected)
+    except (OSError, ValueError, SyntaxError, EOFError):
+        log.warning("no metadata-free copy of upload %s could be made", upload.id, exc_info=True)
+        return None
+    key = store.shared_key(upload.user_id, upload.id, run, config["ALLOWED_TYPES"][detected])
+    storage.put(key, stripped, detected)
+    return key
 
 
 def rescan_upload(upload_id):

@@ -13,6 +13,7 @@ from webapp.models import Share, Upload, UploadStatus, User
 from webapp.models.base import utcnow
 from webapp.models.upload import AWAITING_VERDICT, LISTED, new_upload_id
 from webapp.scanning.filetypes import normalize_type
+from webapp.scanning.images import STRIPPABLE
 from webapp.services import audit
 from webapp.services.names import clean_filename, content_disposition, download_name
 from webapp.services.refusals import Conflict, InvalidInput, NotFound, ServiceError, TooLarge, Unavailable
@@ -467,7 +468,7 @@ def own_uploads(user, upload_ids):
 
 def rename_upload(user, upload_id, filename, ip=None):
     """Give one of the user's files a new name (shown and downloaded); the bytes and keys stay."""
-    upload = own_upload(user, upload_id)
+    upload = own_upload(user, upload_id, statuses=[s for s in LISTED if s != UploadStatus.REMOVED])
     name = clean_filename(filename, current_app.config["MAX_FILENAME_BYTES"])
     if name != upload.filename:
         audit.record("file_renamed", user, "upload", upload.id, ip=ip, details={"from": upload.filename, "to": name})
@@ -508,7 +509,9 @@ def signed_download(upload, shared=False):
     for a share link (shared), an image's copy without its location and camera metadata when there is one."""
     _servable(upload)
     key = upload.file_key
-    if shared and upload.shared_key and current_app.config["STRIP_SHARED_IMAGE_METADATA"]:
+    if shared and current_app.config["STRIP_SHARED_IMAGE_METADATA"] and upload.detected_type in STRIPPABLE:
+        if not upload.shared_key:
+            raise NotFound()  # no copy without its metadata (made before it was switched on): not shared
         key = upload.shared_key
     extension = upload.file_key.rsplit(".", 1)[-1]
     header = content_disposition(download_name(upload.filename, extension))

@@ -72,7 +72,10 @@ def unlock(token):
 
 @bp.route("/<token>/download")
 def download(token):
-    """Redirect to a short-lived attachment URL of the shared file (counted against its limit)."""
+    """Redirect to a short-lived attachment URL of the shared file (counted against its limit; a HEAD,
+    which fetches nothing, is not answered)."""
+    if request.method == "HEAD":
+        return _no_store(make_response("", 405, {"Allow": "GET"}))
     _unlocked(token)
     return _no_store(redirect(sharing.share_download_url(token), code=302))
 
