@@ -1,6 +1,7 @@
 """An uploaded file and its journey from pending to available."""
 
 import enum
+import re
 import secrets
 
 from sqlalchemy import DDL, BigInteger, Boolean, ForeignKey, Index, Integer, String, event, false, func, text
@@ -38,6 +39,10 @@ AWAITING_VERDICT_SQL = "status IN ({})".format(", ".join(f"'{status.value}'" for
 COUNTS_AGAINST_QUOTA = IN_FLIGHT + (UploadStatus.AVAILABLE, UploadStatus.QUARANTINED)
 #: Statuses shown in the owner's listing.
 LISTED = COUNTS_AGAINST_QUOTA + (UploadStatus.REJECTED, UploadStatus.REMOVED)
+
+
+#: What new_upload_id makes (token_urlsafe(16)): anything else cannot name an upload.
+UPLOAD_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
 def new_upload_id():

@@ -10,7 +10,6 @@ the first one does (each sort has its (user_id, key, id) index).
 import base64
 import binascii
 import json
-import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -18,7 +17,7 @@ from sqlalchemy import func, or_, select, tuple_
 
 from webapp.extensions import db
 from webapp.models import Upload
-from webapp.models.upload import LISTED
+from webapp.models.upload import LISTED, UPLOAD_ID
 from webapp.services.refusals import InvalidInput
 
 #: What each kind means, as types (exact) or type prefixes (ending in "/").
@@ -39,7 +38,6 @@ SORTS = {
 STATUSES = tuple(status.value for status in LISTED)
 VIEWS = ("list", "grid")
 MAX_QUERY = 200
-_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
 @dataclass(frozen=True)
@@ -60,16 +58,16 @@ class Listing:
         q = " ".join((args.get("q") or "").split())
         if len(q) > MAX_QUERY:
             raise InvalidInput(f"Search for at most {MAX_QUERY} characters.", "invalid_query")
-        listing = cls(
+        sort = _choice(args, "sort", tuple(SORTS), "date")
+        return cls(
             q=q,
             kind=_choice(args, "kind", ("", *KINDS)),
             status=_choice(args, "status", ("", *STATUSES)),
-            sort=_choice(args, "sort", tuple(SORTS), "date"),
-            order=_choice(args, "order", ("asc", "desc"), "desc" if args.get("sort", "date") != "name" else "asc"),
+            sort=sort,
+            order=_choice(args, "order", ("asc", "desc"), _default_order(sort)),
             view=_choice(args, "view", VIEWS, "list"),
             after=args.get("after") or "",
         )
-        return listing
 
     def args(self, **changes):
         """The query parameters of this listing (with changes), defaults left out: for links."""
@@ -142,7 +140,7 @@ def decode_cursor(cursor, sort):
     """(sort key value, upload id) from a cursor made for sort, or InvalidInput."""
     try:
         made_for, value, upload_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if made_for != sort or not isinstance(upload_id, str) or not _ID_PATTERN.fullmatch(upload_id):
+        if made_for != sort or not isinstance(upload_id, str) or not UPLOAD_ID.fullmatch(upload_id):
             raise ValueError(cursor)
         return _parse_value(sort, value), upload_id
     except (ValueError, TypeError, UnicodeDecodeError, OverflowError, RecursionError, binascii.Error):

@@ -11,15 +11,13 @@ from webapp import storage as store
 from webapp.extensions import db
 from webapp.models import Share, Upload, UploadStatus, User
 from webapp.models.base import utcnow
-from webapp.models.upload import AWAITING_VERDICT, LISTED, new_upload_id
+from webapp.models.upload import AWAITING_VERDICT, LISTED, UPLOAD_ID, new_upload_id
 from webapp.scanning.filetypes import normalize_type
 from webapp.scanning.images import STRIPPABLE
 from webapp.services import audit
 from webapp.services.names import clean_filename, content_disposition, download_name
 from webapp.services.refusals import Conflict, InvalidInput, NotFound, ServiceError, TooLarge, Unavailable
 
-#: Upload ids are token_urlsafe(16): anything else cannot name an upload.
-_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,32}")
 #: What S3 hands back as a part's ETag: hex, quoted or not.
 _ETAG_PATTERN = re.compile(r'"?[A-Za-z0-9-]{1,100}"?')
 
@@ -186,7 +184,7 @@ def _start_multipart(upload_id, key, content_type):
 
 def _lookup(upload_id, statuses, owner_id=None):
     """The live upload with this id (of owner_id when given) in one of statuses, or NotFound."""
-    if not isinstance(upload_id, str) or not _ID_PATTERN.fullmatch(upload_id):
+    if not isinstance(upload_id, str) or not UPLOAD_ID.fullmatch(upload_id):
         raise NotFound()
     query = select(Upload).where(Upload.id == upload_id)
     if owner_id is not None:
@@ -454,7 +452,7 @@ def delete_upload(user, upload_id, ip=None):
 
 def own_uploads(user, upload_ids):
     """The user's own listed uploads among upload_ids (other ids, malformed or not theirs, are left out)."""
-    wanted = {i for i in upload_ids if isinstance(i, str) and _ID_PATTERN.fullmatch(i)}
+    wanted = {i for i in upload_ids if isinstance(i, str) and UPLOAD_ID.fullmatch(i)}
     if not wanted:
         return []
     return list(
