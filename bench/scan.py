@@ -151,7 +151,7 @@ def main():
             Path(f"/proc/{worker}/clear_refs").write_text("5")  # restart the peak RSS count
             rss_before = memory_kib(worker, "VmRSS")
             with app.app_context():
-                uploads.complete_upload(db.session.get(User, user_id), upload_id)
+                uploads.complete_upload(uploads.own_upload(db.session.get(User, user_id), upload_id))
             status = wait_status(app, upload_id, timeout=1800)
             peak = memory_kib(worker, "VmHWM")
             if status != "available":

@@ -31,7 +31,7 @@ from tests.conftest import (
     share_token,
 )
 from webapp.extensions import db
-from webapp.models import BlockedHash, Report, Share, Upload, User
+from webapp.models import BlockedHash, FileRequest, Report, RequestReport, Share, Upload, User
 from webapp.queue import QUEUE_NAMES, get_queue, get_redis
 from webapp.scanning.clamd import EICAR
 from webapp.services.accounts import create_user
@@ -40,6 +40,7 @@ ACTORS = ("anonymous", "owner", "other", "banned", "admin")
 SECRET_NAMES = ("owner-secret-picture.png", "owner-secret-eicar.txt", "owner-secret-video.mp4")
 REASON = {"reason": "authorization matrix"}
 NEW_UPLOAD = {"filename": "new.txt", "size": 5, "content_type": "text/plain"}
+REQUEST_FORM = {"title": "Matrix request", "days": "7", "max_file_mb": "5", "max_files": "10"}
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,40 @@ MATRIX = [
     Row("GET", "/s/{revoked_token}/download", "404 404 404 404 404"),
     Row("GET", "/s/{revoked_token}/preview", "404 404 404 404 404"),
     Row("POST", "/s/{revoked_token}/report", "404 404 404 404 404", {"reason": "matrix report"}),
+    # File requests: the owner's pages are theirs alone; the public page and its calls are the same for
+    # everyone (a stranger's API call carries no CSRF token here, so it is refused before anything else),
+    # and what one browser sent is nobody else's.
+    Row("GET", "/requests", "login 200 200 login 200"),
+    Row("POST", "/requests", "login 302 302 login 302", REQUEST_FORM, changes="owner other admin"),
+    Row("POST", "/requests", "login 422 422 login 422", {**REQUEST_FORM, "title": ""}, note="invalid form"),
+    Row("GET", "/requests/{request}", "login 200 404 login 404"),
+    Row("POST", "/requests/{request}/close", "login ->/requests/{request} 404 login 404", changes="owner"),
+    Row("GET", "/r/{request_token}", "200 200 200 200 200"),
+    Row("POST", "/r/{request_token}/unlock", "404 404 404 404 404", {"password": "a guess"}),  # it has none
+    Row(
+        "POST",
+        "/r/{request_token}/report",
+        "->/r/{request_token} ->/r/{request_token} ->/r/{request_token} ->/r/{request_token} ->/r/{request_token}",
+        {"reason": "matrix report"},
+        changes="anonymous owner other banned admin",
+    ),
+    Row("GET", "/r/{closed_request_token}", "404 404 404 404 404"),
+    Row("POST", "/r/{closed_request_token}/report", "404 404 404 404 404", {"reason": "matrix report"}),
+    Row("GET", "/r/{request_token}/sent/{sent_pending}/row", "404 404 404 404 404"),
+    # A browser that never opened the request's page has no sender cookie (test_file_requests sends files).
+    Row("POST", "/api/requests/{request_token}/uploads", "400 422 422 400 422", NEW_UPLOAD),
+    Row("POST", "/api/requests/{closed_request_token}/uploads", "400 404 404 400 404", NEW_UPLOAD),
+    Row("GET", "/api/requests/{request_token}/uploads/{sent_pending}", "404 404 404 404 404"),
+    Row("GET", "/api/requests/{request_token}/uploads/{pending}", "404 404 404 404 404", note="the owner's own"),
+    Row("DELETE", "/api/requests/{request_token}/uploads/{sent_pending}", "400 404 404 400 404"),
+    Row(
+        "POST",
+        "/api/requests/{request_token}/uploads/{sent_pending}/parts",
+        "400 404 404 400 404",
+        {"part_numbers": [1]},
+    ),
+    Row("GET", "/api/requests/{request_token}/uploads/{sent_pending}/parts", "404 404 404 404 404"),
+    Row("POST", "/api/requests/{request_token}/uploads/{sent_pending}/complete", "400 404 404 400 404"),
     # Probes for load balancers: public, and they name no dependency's address.
     Row("GET", "/healthz", "200 200 200 200 200"),
     Row("GET", "/readyz", "200 200 200 200 200"),
@@ -171,6 +206,9 @@ MATRIX = [
     Row("POST", "/admin/moderation/{quarantined}/approve", admin_action("moderation"), REASON, changes="admin"),
     Row("POST", "/admin/moderation/{available}/remove", admin_action("moderation"), REASON, changes="admin"),
     Row("POST", "/admin/moderation/{available}/block", admin_action("moderation"), REASON, changes="admin"),
+    Row("POST", "/admin/moderation/requests/{request}/close", admin_action("moderation"), REASON, changes="admin"),
+    # Nobody can report a closed request, so there is nothing to dismiss: even the admin changes nothing.
+    Row("POST", "/admin/moderation/requests/{closed_request}/dismiss", admin_action("moderation"), REASON),
     Row("POST", "/admin/users/{owner}/ban", admin_action("users"), REASON, changes="admin"),
     Row("POST", "/admin/users/{banned}/unban", admin_action("users"), REASON, changes="admin"),
     Row("POST", "/admin/users/{owner}/quota", admin_action("users"), {**REASON, "quota_mb": "1"}, changes="admin"),
@@ -207,6 +245,23 @@ def _share_id(token):
     return db.session.scalar(select(Share.id).where(Share.token == token))
 
 
+def make_request(owner):
+    """A new file request of the owner's (an Api); returns (its id, its token)."""
+    response = owner.form_post("/requests", REQUEST_FORM)
+    assert response.status_code == 302, response.status_code
+    request_id = int(response.headers["Location"].rsplit("/", 1)[-1])
+    return request_id, db.session.get(FileRequest, request_id).token
+
+
+def send_through(app, token):
+    """A pending upload sent through a request by a browser of its own; returns its id."""
+    sender = app.test_client()
+    csrf = page_token(sender.get(f"/r/{token}").text)
+    response = sender.post(f"/api/requests/{token}/uploads", json=NEW_UPLOAD, headers={"X-CSRFToken": csrf})
+    assert response.status_code == 201, response.status_code
+    return response.get_json()["upload"]["id"]
+
+
 @pytest.fixture(scope="module")
 def world(app):
     """Users and the owner's resources in every state the routes care about; returns placeholder values."""
@@ -225,6 +280,10 @@ def world(app):
     token, revoked_token = share_token(owner, available), share_token(owner, available)
     revoked = owner.form_post(f"/files/{available}/shares/{_share_id(revoked_token)}/revoke")
     assert revoked.status_code == 302
+    request_id, request_token = make_request(owner)
+    sent_pending = send_through(app, request_token)
+    closed_id, closed_request_token = make_request(owner)
+    assert owner.form_post(f"/requests/{closed_id}/close").status_code == 302
     users["banned"].is_banned = True  # the flag alone: the session version still matches
     db.session.commit()
     ids = {actor: user.id for actor, user in users.items()}
@@ -237,6 +296,11 @@ def world(app):
         "token": token,
         "revoked_token": revoked_token,
         "share": _share_id(token),
+        "request": request_id,
+        "request_token": request_token,
+        "closed_request_token": closed_request_token,
+        "closed_request": closed_id,
+        "sent_pending": sent_pending,
         "owner_email": "owner@example.com",
         "banned_email": "banned@example.com",
         **ids,
@@ -274,6 +338,12 @@ class Spares:
             return self._scanned(EICAR, "spare-eicar.txt", "quarantined")
         if name == "pending":
             return self.owner_api().begin("spare-pending.txt", 5)["upload"]["id"]
+        if name == "request":  # reported, so that a moderator has something to act on
+            request_id, token = make_request(self.owner_api())
+            visitor = self.app.test_client()
+            csrf = page_token(visitor.get(f"/r/{token}").text)
+            assert visitor.post(f"/r/{token}/report", data={"reason": "spare", "csrf_token": csrf}).status_code == 302
+            return request_id
         if name == "share":
             return _share_id(share_token(self.owner_api(), self["available"]))
         if name in ("owner", "banned"):
@@ -324,6 +394,8 @@ def state(app):
         "reports": rows(Report.id, Report.upload_id, Report.resolved_at),
         "users": rows(User.id, User.is_banned, User.is_admin, User.quota_bytes, User.session_version),
         "blocked": rows(BlockedHash.sha256),
+        "requests": rows(FileRequest.id, FileRequest.user_id, FileRequest.closed_at),
+        "request_reports": rows(RequestReport.id, RequestReport.resolved_at),
         "objects": bucket_keys(app),
     }
     db.session.rollback()
@@ -333,12 +405,16 @@ def state(app):
 def of_world(snapshot, world):
     """The world's own rows in a snapshot: no spare's change may touch them."""
     values = world["values"]
-    uploads = {values[name] for name in ("available", "quarantined", "pending", "other_pending", "form_pending")}
+    uploads = {
+        values[name]
+        for name in ("available", "quarantined", "pending", "other_pending", "form_pending", "sent_pending")
+    }
     shares = {values["share"]} | {_share_id(values["revoked_token"])}
     return (
         [row for row in snapshot["uploads"] if row[0] in uploads],
         [row for row in snapshot["shares"] if row[0] in shares],
         [row[:4] for row in snapshot["users"] if row[0] in world["users"].values()],
+        [row for row in snapshot["requests"] if row[0] == values["request"]],
     )  # logout bumps row[4]
 
 

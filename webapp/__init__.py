@@ -91,10 +91,12 @@ def register_extensions(app):
 
 
 def register_blueprints(app):
-    """Mount auth, files, the JSON API, public shares, the admin area and the health probes."""
+    """Mount auth, files, the JSON API, public shares, file requests, the admin area and the health probes."""
     from webapp.admin.views import bp as admin_bp
     from webapp.api.views import bp as api_bp
     from webapp.auth.views import bp as auth_bp
+    from webapp.file_requests.views import bp as requests_bp
+    from webapp.file_requests.views import public as requested_bp
     from webapp.files.views import bp as files_bp
     from webapp.health.views import bp as health_bp
     from webapp.shares.views import bp as shares_bp
@@ -103,6 +105,8 @@ def register_blueprints(app):
     app.register_blueprint(files_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(shares_bp)
+    app.register_blueprint(requests_bp)
+    app.register_blueprint(requested_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(health_bp)
 

@@ -217,6 +217,8 @@ def load_config(env_name=None, environ=None):
         # password attempts on share links, per link and per address
         "SHARE_UNLOCK_LIMIT_PER_LINK": get("SHARE_UNLOCK_LIMIT_PER_LINK", "10 per 10 minutes"),
         "SHARE_UNLOCK_LIMIT_PER_IP": get("SHARE_UNLOCK_LIMIT_PER_IP", "30 per hour"),
+        # Uploads started through file requests, per address (a request's password goes by the share limits).
+        "REQUEST_UPLOAD_LIMIT_PER_IP": get("REQUEST_UPLOAD_LIMIT_PER_IP", "100 per hour"),
         "REGISTER_LIMIT_PER_IP": get("REGISTER_LIMIT_PER_IP", "10 per hour"),
         # "open": anyone may sign up; "closed": only admins make accounts
         "REGISTRATION": get("REGISTRATION", "open"),

@@ -13,7 +13,7 @@ const settings = root.dataset;
 const apiBase = settings.apiBase.replace(/\/$/, "");
 const csrf = document.querySelector('meta[name="csrf-token"]').content;
 const api = createApi(apiBase, csrf);
-const saved = new ResumableStore(`satchel.resumable.${settings.user}`);
+const saved = new ResumableStore(`satchel.resumable.${settings.resumeKey}`);
 
 const ctx = {
   api,

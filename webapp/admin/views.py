@@ -10,7 +10,7 @@ from flask_login import current_user
 from webapp.admin.forms import CreateUserForm, QuotaForm, ReasonForm
 from webapp.extensions import login_manager
 from webapp.security import client_address
-from webapp.services import accounts, audit, dashboard, job_listings, maintenance, moderation
+from webapp.services import accounts, audit, dashboard, file_requests, job_listings, maintenance, moderation
 from webapp.services.refusals import ServiceError
 from webapp.services.uploads import quota_for
 
@@ -85,6 +85,7 @@ def moderation_page():
         next_before=next_before,
         reason=reason,
         reasons=moderation.queue_reasons(),
+        reported_requests=file_requests.reported_requests() if not before else [],
         form=ReasonForm(),
     )
 
@@ -106,6 +107,18 @@ def moderate(upload_id, action):
         return f"Blocked this content; {len(removed)} file(s) with the same bytes taken down."
 
     return _act(ReasonForm(), url_for("admin.moderation_page"), run)
+
+
+@bp.route("/moderation/requests/<int:request_id>/<any(close, dismiss):action>", methods=["POST"])
+@admins_only
+def moderate_request(request_id, action):
+    """Close a reported file request, or keep it open and dismiss its reports."""
+    ip = client_address()
+    return _act(
+        ReasonForm(),
+        url_for("admin.moderation_page"),
+        lambda reason: file_requests.moderate(current_user, request_id, action, reason, ip=ip),
+    )
 
 
 @bp.route("/users")

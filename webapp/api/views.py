@@ -10,7 +10,7 @@ from webapp.services.refusals import InvalidInput
 bp = Blueprint("api", __name__, url_prefix="/api")
 
 
-def _parsed_json():
+def parsed_json():
     """The body parsed as JSON, or None when it is not JSON (too deeply nested to parse included)."""
     try:
         return request.get_json(silent=True)
@@ -18,11 +18,11 @@ def _parsed_json():
         return None
 
 
-def _json_body():
+def json_body():
     """The request's JSON object, or a 400 with a JSON error."""
     if not request.is_json:
         raise InvalidInput("Send a JSON object with Content-Type: application/json.", "invalid_json", status=415)
-    body = _parsed_json()
+    body = parsed_json()
     if not isinstance(body, dict):
         raise InvalidInput("The request body is not a JSON object.", "invalid_json", status=400)
     return body
@@ -33,7 +33,7 @@ def _json_body():
 @presign_limit
 def create_upload():
     """Reserve quota and return where to PUT the bytes."""
-    body = _json_body()
+    body = json_body()
     result = uploads.begin_upload(current_user, body.get("filename"), body.get("size"), body.get("content_type"))
     return jsonify(result), 201
 
@@ -42,24 +42,24 @@ def create_upload():
 @login_required
 def upload_parts(upload_id):
     """Signed URLs for parts of a multipart upload."""
-    body = _json_body()
-    return jsonify(uploads.presign_parts(current_user, upload_id, body.get("part_numbers")))
+    body = json_body()
+    return jsonify(uploads.presign_parts(uploads.own_upload(current_user, upload_id), body.get("part_numbers")))
 
 
 @bp.route("/uploads/<upload_id>/parts", methods=["GET"])
 @login_required
 def stored_parts(upload_id):
     """The parts of a multipart upload that storage holds: what a client resuming need not send again."""
-    return jsonify({"parts": uploads.stored_parts(current_user, upload_id)})
+    return jsonify({"parts": uploads.stored_parts(uploads.own_upload(current_user, upload_id))})
 
 
 @bp.route("/uploads/<upload_id>/complete", methods=["POST"])
 @login_required
 def complete_upload(upload_id):
     """The bytes are in storage: queue the scan."""
-    body = _parsed_json() if request.data else {}
+    body = parsed_json() if request.data else {}
     parts = body.get("parts") if isinstance(body, dict) else None
-    upload = uploads.complete_upload(current_user, upload_id, parts)
+    upload = uploads.complete_upload(uploads.own_upload(current_user, upload_id), parts)
     return jsonify({"upload": upload.to_dict()}), 202
 
 

@@ -8,7 +8,7 @@ old cookie carries its own expiry with it.
 import time
 from datetime import UTC, datetime, timedelta
 
-from flask import flash, session
+from flask import flash, request, session
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import current_user, login_user, logout_user
 
@@ -82,9 +82,17 @@ def register(app):
                 session[SEEN_AT] = now()
         # Strangers to the API are told to log in before anything else is checked (CSRF included):
         # a client without a session has no token to send, and "log in" is the answer it can act on.
-        if wants_json() and not current_user.is_authenticated:
+        # The calls made for strangers (a file request's senders) are the exception.
+        view = app.view_functions.get(request.endpoint)
+        if wants_json() and not current_user.is_authenticated and not getattr(view, "open_to_strangers", False):
             return login_manager.unauthorized()
         return None
+
+
+def open_to_strangers(view):
+    """Mark a JSON API view as one that people without an account call (it checks access itself)."""
+    view.open_to_strangers = True
+    return view
 
 
 def _end_session():

@@ -8,7 +8,7 @@ from webapp.files.forms import ShareForm
 from webapp.models import UploadStatus
 from webapp.models.base import utcnow
 from webapp.security import client_address, content_security_policy
-from webapp.services import form_uploads, listing, sharing, uploads
+from webapp.services import file_requests, form_uploads, listing, sharing, uploads
 from webapp.services.uploads import quota_for
 
 bp = Blueprint("files", __name__)
@@ -38,6 +38,7 @@ def index():
         statuses=listing.STATUSES,
         next_cursor=next_cursor,
         no_files_at_all=not rows and listing.empty_state(current_user),
+        file_request=file_requests.own_request(current_user, int(shown.request)) if shown.request else None,
         used=current_user.bytes_used,
         quota=quota_for(current_user),
         max_upload=uploads.max_file_bytes(),

@@ -2,6 +2,7 @@
 
 from webapp.models import usage  # noqa: F401  (the usage triggers on uploads)
 from webapp.models.audit import AuditEvent
+from webapp.models.file_request import FileRequest, RequestReport
 from webapp.models.maintenance import MaintenanceRun
 from webapp.models.moderation import BlockedHash, Report
 from webapp.models.scanner import ScannerCheck
@@ -12,8 +13,10 @@ from webapp.models.user import User
 __all__ = [
     "AuditEvent",
     "BlockedHash",
+    "FileRequest",
     "MaintenanceRun",
     "Report",
+    "RequestReport",
     "ScannerCheck",
     "Share",
     "Upload",

@@ -110,6 +110,12 @@ class Upload(db.Model):
     #: sent by the plain HTML form (a presigned POST): until its bytes arrive, size is the most it may
     #: be (what it reserves), and its name and type are learnt from storage
     via_form: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
+    #: sent through one of the owner's file requests (by someone without an account, as a rule)
+    file_request_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("file_requests.id", ondelete="SET NULL"), index=True
+    )
+    #: SHA-256 of the sender's browser cookie, for a request's uploads: what that browser may see
+    request_sender: Mapped[str | None] = mapped_column(String(64))
     created_at = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     updated_at = mapped_column(UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow)
     #: when a pending upload stops accepting bytes
@@ -118,6 +124,7 @@ class Upload(db.Model):
     scanned_at = mapped_column(UTCDateTime)
 
     owner = relationship("User")
+    file_request = relationship("FileRequest")
 
     @property
     def is_available(self):

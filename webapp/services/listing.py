@@ -1,7 +1,7 @@
 """A user's files as a listing: search by name, filter by kind and status, sort, and keyset pages.
 
-Every option is a query parameter of `/files` (`q`, `kind`, `status`, `sort`, `order`, `view`,
-`after`), so pages and tests can link to any listing. A page's cursor names the sort it was made
+Every option is a query parameter of `/files` (`q`, `kind`, `status`, `request`, `sort`, `order`,
+`view`, `after`), so pages and tests can link to any listing. A page's cursor names the sort it was made
 for and the last row's sort key and id; the next page starts after that pair, compared as one row
 value, so pages stay exact under every sort while files come and go, and a deep page costs what
 the first one does (each sort has its (user_id, key, id) index).
@@ -51,6 +51,8 @@ class Listing:
     order: str = "desc"
     view: str = "list"
     after: str = ""
+    #: the id of a file request of the user's: only what arrived through it
+    request: str = ""
 
     @classmethod
     def from_args(cls, args):
@@ -67,6 +69,7 @@ class Listing:
             order=_choice(args, "order", ("asc", "desc"), _default_order(sort)),
             view=_choice(args, "view", VIEWS, "list"),
             after=args.get("after") or "",
+            request=_request_id(args.get("request") or ""),
         )
 
     def args(self, **changes):
@@ -75,13 +78,13 @@ class Listing:
         default = Listing(order=_default_order(listing.sort))
         return {
             name: getattr(listing, name)
-            for name in ("q", "kind", "status", "sort", "order", "view", "after")
+            for name in ("q", "kind", "status", "request", "sort", "order", "view", "after")
             if getattr(listing, name) != getattr(default, name)
         }
 
     @property
     def filtered(self):
-        return bool(self.q or self.kind or self.status)
+        return bool(self.q or self.kind or self.status or self.request)
 
 
 def _default_order(sort):
@@ -93,6 +96,12 @@ def _choice(args, name, allowed, default=""):
     if value not in allowed:
         choices = ", ".join(repr(choice) for choice in allowed if choice)
         raise InvalidInput(f"{name} must be one of {choices}.", f"invalid_{name}")
+    return value
+
+
+def _request_id(value):
+    if value and not (value.isascii() and value.isdigit() and 0 < int(value) < 2**31):
+        raise InvalidInput("request must be the id of one of your file requests.", "invalid_request")
     return value
 
 
@@ -110,6 +119,8 @@ def page(user, listing, limit=25):
         query = query.where(Upload.status == listing.status)
     if listing.kind:
         query = query.where(_kind_filter(listing.kind))
+    if listing.request:
+        query = query.where(Upload.file_request_id == int(listing.request))
     if listing.q:
         query = query.where(func.lower(Upload.filename).contains(listing.q.lower(), autoescape=True))
     if listing.after:

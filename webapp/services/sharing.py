@@ -36,9 +36,7 @@ def create_share(user, upload_id, days=None, ip=None, password=None, max_downloa
         upload_id=upload.id,
         created_by=user.id,
         expires_at=utcnow() + timedelta(days=days) if days else None,
-        password_hash=generate_password_hash(password, method=current_app.config["PASSWORD_HASH_METHOD"])
-        if password
-        else None,
+        password_hash=hash_password(password),
         max_downloads=max_downloads,
     )
     db.session.add(share)
@@ -93,16 +91,26 @@ def unlock(token, password):
         share, _ = resolve(token)
     except NotFound:
         share = None
-    stored = share.password_hash if share is not None and share.password_hash else _decoy_hash()
-    matches = check_password_hash(stored, password or "")
-    if share is None or not share.password_hash or not matches:
+    if not password_matches(share.password_hash if share is not None else None, password):
         raise NotFound()
     return share
 
 
+def hash_password(password):
+    """A link's password as stored: hashed like account passwords (None for no password)."""
+    return generate_password_hash(password, method=current_app.config["PASSWORD_HASH_METHOD"]) if password else None
+
+
+def password_matches(stored, password):
+    """True if password matches the stored hash; False, at the same cost, when there is no hash (a link
+    that does not exist or has no password), so that timing tells a wrong token from a wrong password."""
+    matches = check_password_hash(stored or _decoy_hash(), password or "")
+    return bool(stored) and matches
+
+
 def _decoy_hash():
-    """Checked against when a link does not exist or has no password, so that a wrong token costs
-    what a wrong password does (made once per app, with the app's own hash method)."""
+    """Checked against when a link does not exist or has no password (made once per app, with the
+    app's own hash method)."""
     extensions = current_app.extensions
     if "satchel.share_decoy" not in extensions:
         method = current_app.config["PASSWORD_HASH_METHOD"]

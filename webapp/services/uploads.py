@@ -111,8 +111,12 @@ def max_file_bytes():
     return min(config["MAX_UPLOAD_BYTES"], config["SCANNER_MAX_BYTES"])
 
 
-def begin_upload(user, filename, size, content_type):
-    """Reserve quota, record a pending upload and return the URL (or multipart plan) for the bytes."""
+def begin_upload(user, filename, size, content_type, file_request=None, sender=None):
+    """Reserve quota, record a pending upload and return the URL (or multipart plan) for the bytes.
+
+    Through a file request, user is the request's owner (whose quota it counts against), sender the
+    digest of the sending browser's cookie, and the request's own size and count limits apply too.
+    """
     config = current_app.config
     filename = clean_filename(filename, config["MAX_FILENAME_BYTES"])
     size = parse_size(size, config["MAX_UPLOAD_BYTES"])
@@ -122,10 +126,14 @@ def begin_upload(user, filename, size, content_type):
             f"The file is larger than the {config['SCANNER_MAX_BYTES']} bytes the virus scanner can check.",
             "too_large_to_scan",
         )
+    if file_request is not None and size > file_request.max_file_bytes:
+        raise TooLarge(f"This request takes files of up to {file_request.max_file_bytes} bytes.", "file_too_large")
     content_type = parse_content_type(content_type, config["ALLOWED_TYPES"])
     storage = store.get_storage()
 
     owner = admit(user.id, size)
+    if file_request is not None:
+        _make_room(file_request)
     upload_id = new_upload_id()
     logs.bind(upload_id=upload_id)
     key = store.incoming_key(owner.id, upload_id)
@@ -141,6 +149,8 @@ def begin_upload(user, filename, size, content_type):
         "incoming_key": key,
         "scan_failures": 0,
         "unscanned": False,
+        "file_request_id": file_request.id if file_request is not None else None,
+        "request_sender": sender,
         "created_at": now,
         "updated_at": now,
         "expires_at": now + timedelta(seconds=config["PENDING_UPLOAD_TTL"]),
@@ -166,6 +176,23 @@ def begin_upload(user, filename, size, content_type):
         row["multipart_upload_id"] = _start_multipart(upload_id, key, content_type)
     result["upload"] = Upload(**row).to_dict()
     return result
+
+
+def count_request_files(request_id):
+    """The query counting the files a request holds for its owner (request_id: a value or a column)."""
+    return (
+        select(func.count())
+        .select_from(Upload)
+        .where(Upload.file_request_id == request_id, Upload.status.in_([s.value for s in LISTED]))
+    )
+
+
+def _make_room(file_request):
+    """Refuse one more file through a request that holds as many as it takes (counted under the owner's
+    row lock that admit took, so parallel senders cannot overfill it); refusals roll back."""
+    if db.session.scalar(count_request_files(file_request.id)) >= file_request.max_files:
+        db.session.rollback()
+        raise Conflict(f"This request has received the {file_request.max_files} files it asked for.", "request_full")
 
 
 def _start_multipart(upload_id, key, content_type):
@@ -197,6 +224,11 @@ def _lookup(upload_id, statuses, owner_id=None):
     return upload
 
 
+def find_upload(upload_id):
+    """The live upload with this id, whoever owns it, or NotFound: for callers that check access themselves."""
+    return _lookup(upload_id, None)
+
+
 def own_upload(user, upload_id, statuses=None):
     """The user's own upload, or NotFound: other people's ids do not exist, even for admins."""
     return _lookup(upload_id, statuses, owner_id=user.id)
@@ -215,8 +247,7 @@ def readable_upload(user, upload_id, statuses=None):
     return lookup(user, upload_id, statuses)
 
 
-def _pending_multipart(user, upload_id):
-    upload = own_upload(user, upload_id)
+def _pending_multipart(upload):
     if upload.status != UploadStatus.PENDING.value or not upload.multipart_upload_id:
         raise Conflict("This upload is not a pending multipart upload.", "not_multipart")
     return upload
@@ -237,15 +268,15 @@ def _held_parts(upload):
         raise _storage_unavailable() from exc
 
 
-def stored_parts(user, upload_id):
+def stored_parts(upload):
     """The parts of a pending multipart upload that storage holds, so that a client can resume."""
-    upload = _pending_multipart(user, upload_id)
+    upload = _pending_multipart(upload)
     return [{key: part[key] for key in ("part_number", "size", "etag")} for part in _held_parts(upload)]
 
 
-def presign_parts(user, upload_id, part_numbers):
+def presign_parts(upload, part_numbers):
     """Signed URLs for the given parts of a pending multipart upload."""
-    upload = _pending_multipart(user, upload_id)
+    upload = _pending_multipart(upload)
     if (
         not isinstance(part_numbers, list)
         or not part_numbers
@@ -341,13 +372,12 @@ def assembled(storage, upload):
         return False
 
 
-def complete_upload(user, upload_id, parts=None):
+def complete_upload(upload, parts=None):
     """Mark a pending upload uploaded once its bytes are in storage, then queue its scan.
 
     For a multipart upload, parts (every part's number and ETag) is checked against what storage
     holds; without it, storage's list is used as it stands.
     """
-    upload = own_upload(user, upload_id)
     if upload.status == UploadStatus.UPLOADED.value:
         # Completing again is harmless, and re-queues a scan whose enqueue was lost.
         queue_scan(upload.id)
@@ -413,8 +443,13 @@ def queue_scan(upload_id):
 
 
 def delete_upload(user, upload_id, ip=None):
-    """Abort a pending upload or delete a file: its objects first, then its row; returns its name."""
-    upload = own_upload(user, upload_id)
+    """Abort one of the user's pending uploads or delete one of their files; returns its name."""
+    return discard(own_upload(user, upload_id), user, ip)
+
+
+def discard(upload, actor=None, ip=None):
+    """Abort a pending upload or delete a file: its objects first, then its row; returns its name.
+    Deleting a file (not merely a pending upload) is audited as actor's."""
     was = upload.status
     # Hide the row first (compare-and-set), so a scan finishing meanwhile cannot promote it;
     # only then are its keys final.
@@ -427,7 +462,7 @@ def delete_upload(user, upload_id, ip=None):
     if was != UploadStatus.PENDING.value:
         audit.record(
             "file_deleted",
-            user,
+            actor,
             "upload",
             upload.id,
             ip=ip,

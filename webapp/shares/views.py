@@ -51,22 +51,42 @@ def page(token):
     link's password, when it has one)."""
     share, upload = _open(token)
     if upload is None:
-        return _no_store(render_template("shares/locked.html", token=token, form=UnlockForm()))
+        return _no_store(locked_page(url_for("shares.unlock", token=token), "This link needs a password"))
     return _no_store(render_template("shares/page.html", share=share, upload=upload, token=token, form=ReportForm()))
 
 
-def _per_link():
-    return f"share:{request.view_args.get('token', '')[:64]}"
+def locked_page(action, heading):
+    """The password prompt of a locked public link, which posts to action."""
+    return render_template("shares/locked.html", action=action, heading=heading, form=UnlockForm())
+
+
+def unlock_limits(kind):
+    """A decorator: the password attempts on a public link (whose view takes its token), throttled per
+    link and per address (SHARE_UNLOCK_LIMIT_PER_LINK, SHARE_UNLOCK_LIMIT_PER_IP)."""
+
+    def per_link():
+        return f"{kind}:{request.view_args.get('token', '')[:64]}"
+
+    def setting(name):
+        return lambda: current_app.config[name]
+
+    per_link_limit = limiter.limit(setting("SHARE_UNLOCK_LIMIT_PER_LINK"), key_func=per_link, scope=f"{kind}-unlock")
+    per_ip_limit = limiter.limit(setting("SHARE_UNLOCK_LIMIT_PER_IP"), key_func=client_key, scope=f"{kind}-unlock-ip")
+    return lambda view: per_link_limit(per_ip_limit(view))
+
+
+def remember_unlocked(key, item_id):
+    """This browser gave the password of item_id: keep it in its signed session (the newest KEEP_UNLOCKED)."""
+    session[key] = [*session.get(key, []), item_id][-KEEP_UNLOCKED:]
 
 
 @bp.route("/<token>/unlock", methods=["POST"])
-@limiter.limit(lambda: current_app.config["SHARE_UNLOCK_LIMIT_PER_LINK"], key_func=_per_link, scope="share-unlock")
-@limiter.limit(lambda: current_app.config["SHARE_UNLOCK_LIMIT_PER_IP"], key_func=client_key, scope="share-unlock-ip")
+@unlock_limits("share")
 def unlock(token):
     """Check a link's password; a wrong one answers exactly as a link that does not exist."""
     form = UnlockForm()
     share = sharing.unlock(token, form.password.data if form.validate_on_submit() else None)
-    session[UNLOCKED] = [*session.get(UNLOCKED, []), share.id][-KEEP_UNLOCKED:]
+    remember_unlocked(UNLOCKED, share.id)
     return redirect(url_for("shares.page", token=token))
 
 
