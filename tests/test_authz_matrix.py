@@ -31,7 +31,7 @@ from tests.conftest import (
     share_token,
 )
 from webapp.extensions import db
-from webapp.models import BlockedHash, FileRequest, Report, RequestReport, Share, Upload, User
+from webapp.models import ApiToken, BlockedHash, FileRequest, Report, RequestReport, Share, Upload, User
 from webapp.queue import QUEUE_NAMES, get_queue, get_redis
 from webapp.scanning.clamd import EICAR
 from webapp.services.accounts import create_user
@@ -40,6 +40,7 @@ ACTORS = ("anonymous", "owner", "other", "banned", "admin")
 SECRET_NAMES = ("owner-secret-picture.png", "owner-secret-eicar.txt", "owner-secret-video.mp4")
 REASON = {"reason": "authorization matrix"}
 NEW_UPLOAD = {"filename": "new.txt", "size": 5, "content_type": "text/plain"}
+TOKEN_FORM = {"name": "matrix token", "scopes": "read", "days": "90"}
 REQUEST_FORM = {"title": "Matrix request", "days": "7", "max_file_mb": "5", "max_files": "10"}
 
 
@@ -141,6 +142,16 @@ MATRIX = [
     Row("POST", "/api/uploads/{pending}/complete", "401 409 404 401 404"),  # no parts in storage yet
     Row("POST", "/api/uploads/{available}/complete", "401 202 404 401 404"),
     Row("POST", "/api/uploads/{form_pending}/complete", "401 409 404 401 404"),
+    Row("GET", "/api/openapi.json", "200 200 200 200 200"),
+    Row("GET", "/api/uploads", "401 200 200 401 200"),
+    Row("PATCH", "/api/uploads/{available}", "401 200 404 401 404", {"filename": "renamed.txt"}, changes="owner"),
+    Row("GET", "/api/uploads/{available}/download", "401 200 404 401 200"),
+    Row("GET", "/api/uploads/{quarantined}/download", "401 404 404 401 404"),
+    # Personal API tokens: each user's own; admins revoke anyone's from /admin/tokens.
+    Row("GET", "/settings/tokens", "login 200 200 login 200"),
+    Row("POST", "/settings/tokens", "login 201 201 login 201", TOKEN_FORM, changes="owner other admin"),
+    Row("POST", "/settings/tokens", "login 422 422 login 422", {**TOKEN_FORM, "scopes": "root"}, note="invalid form"),
+    Row("POST", "/settings/tokens/{api_token}/revoke", "login ->/settings/tokens 404 login 404", changes="owner"),
     # The upload form for browsers without JavaScript: the owner's alone, its return needs its token.
     Row("POST", "/upload", "login 303 303 login 303", changes="owner other admin"),
     Row("GET", "/upload/{form_pending}", "login 200 404 login 404"),
@@ -201,7 +212,7 @@ MATRIX = [
     # The admin area: 403 for signed-in users, the login page for strangers.
     *(
         Row("GET", url, "login 403 403 login 200")
-        for url in ("/admin", "/admin/moderation", "/admin/users", "/admin/audit", "/admin/jobs")
+        for url in ("/admin", "/admin/moderation", "/admin/users", "/admin/tokens", "/admin/audit", "/admin/jobs")
     ),
     Row("POST", "/admin/moderation/{quarantined}/approve", admin_action("moderation"), REASON, changes="admin"),
     Row("POST", "/admin/moderation/{available}/remove", admin_action("moderation"), REASON, changes="admin"),
@@ -209,6 +220,7 @@ MATRIX = [
     Row("POST", "/admin/moderation/requests/{request}/close", admin_action("moderation"), REASON, changes="admin"),
     # Nobody can report a closed request, so there is nothing to dismiss: even the admin changes nothing.
     Row("POST", "/admin/moderation/requests/{closed_request}/dismiss", admin_action("moderation"), REASON),
+    Row("POST", "/admin/tokens/{api_token}/revoke", admin_action("tokens"), REASON, changes="admin"),
     Row("POST", "/admin/users/{owner}/ban", admin_action("users"), REASON, changes="admin"),
     Row("POST", "/admin/users/{banned}/unban", admin_action("users"), REASON, changes="admin"),
     Row("POST", "/admin/users/{owner}/quota", admin_action("users"), {**REASON, "quota_mb": "1"}, changes="admin"),
@@ -253,6 +265,12 @@ def make_request(owner):
     return request_id, db.session.get(FileRequest, request_id).token
 
 
+def make_token(owner):
+    """A new API token of the owner's (an Api); returns its id."""
+    assert owner.form_post("/settings/tokens", TOKEN_FORM).status_code == 201
+    return db.session.scalar(select(ApiToken.id).order_by(ApiToken.id.desc()).limit(1))
+
+
 def send_through(app, token):
     """A pending upload sent through a request by a browser of its own; returns its id."""
     sender = app.test_client()
@@ -284,6 +302,7 @@ def world(app):
     sent_pending = send_through(app, request_token)
     closed_id, closed_request_token = make_request(owner)
     assert owner.form_post(f"/requests/{closed_id}/close").status_code == 302
+    api_token = make_token(owner)
     users["banned"].is_banned = True  # the flag alone: the session version still matches
     db.session.commit()
     ids = {actor: user.id for actor, user in users.items()}
@@ -297,6 +316,7 @@ def world(app):
         "revoked_token": revoked_token,
         "share": _share_id(token),
         "request": request_id,
+        "api_token": api_token,
         "request_token": request_token,
         "closed_request_token": closed_request_token,
         "closed_request": closed_id,
@@ -344,6 +364,8 @@ class Spares:
             csrf = page_token(visitor.get(f"/r/{token}").text)
             assert visitor.post(f"/r/{token}/report", data={"reason": "spare", "csrf_token": csrf}).status_code == 302
             return request_id
+        if name == "api_token":
+            return make_token(self.owner_api())
         if name == "share":
             return _share_id(share_token(self.owner_api(), self["available"]))
         if name in ("owner", "banned"):
@@ -395,6 +417,7 @@ def state(app):
         "users": rows(User.id, User.is_banned, User.is_admin, User.quota_bytes, User.session_version),
         "blocked": rows(BlockedHash.sha256),
         "requests": rows(FileRequest.id, FileRequest.user_id, FileRequest.closed_at),
+        "api_tokens": rows(ApiToken.id, ApiToken.user_id, ApiToken.revoked_at),
         "request_reports": rows(RequestReport.id, RequestReport.resolved_at),
         "objects": bucket_keys(app),
     }
@@ -445,6 +468,8 @@ def send(visitor, method, url, body):
         return visitor.get(url)
     if method == "DELETE":
         return visitor.delete(url)
+    if method == "PATCH":
+        return visitor.client.patch(url, json=body, headers=visitor._headers(None))
     if url.startswith("/api/"):
         return visitor.post(url, json=body)
     return visitor.form_post(url, body)

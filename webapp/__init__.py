@@ -99,6 +99,7 @@ def register_blueprints(app):
     from webapp.file_requests.views import public as requested_bp
     from webapp.files.views import bp as files_bp
     from webapp.health.views import bp as health_bp
+    from webapp.settings.views import bp as settings_bp
     from webapp.shares.views import bp as shares_bp
 
     app.register_blueprint(auth_bp)
@@ -107,6 +108,7 @@ def register_blueprints(app):
     app.register_blueprint(shares_bp)
     app.register_blueprint(requests_bp)
     app.register_blueprint(requested_bp)
+    app.register_blueprint(settings_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(health_bp)
 

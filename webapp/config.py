@@ -199,6 +199,7 @@ def load_config(env_name=None, environ=None):
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_SECURE": not dev,
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
+        "WTF_CSRF_CHECK_DEFAULT": False,  # checked by auth/sessions.py, which exempts API-token calls
         "RATELIMIT_STORAGE_URI": get("RATELIMIT_STORAGE_URI", redis_url),
         # No X-RateLimit-* headers: they cost two Redis round trips per request; a 429 carries Retry-After.
         "RATELIMIT_HEADERS_ENABLED": False,

@@ -2,7 +2,7 @@
 
 import sqlite3
 
-from flask import current_app
+from flask import current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, current_user
@@ -32,6 +32,11 @@ limiter = Limiter(key_func=get_remote_address)
 
 def _per_user():
     return f"user:{current_user.get_id()}"
+
+
+def per_user_and_file():
+    """The rate-limit key of one user's calls on one file (downloads, by page or API)."""
+    return f"user:{current_user.get_id()}:{request.view_args.get('upload_id', '')[:32]}"
 
 
 #: The per-user limit on starting uploads (PRESIGN_LIMIT), shared by the API and the upload form.

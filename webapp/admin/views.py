@@ -10,7 +10,7 @@ from flask_login import current_user
 from webapp.admin.forms import CreateUserForm, QuotaForm, ReasonForm
 from webapp.extensions import login_manager
 from webapp.security import client_address
-from webapp.services import accounts, audit, dashboard, file_requests, job_listings, maintenance, moderation
+from webapp.services import accounts, api_tokens, audit, dashboard, file_requests, job_listings, maintenance, moderation
 from webapp.services.refusals import ServiceError
 from webapp.services.uploads import quota_for
 
@@ -136,6 +136,25 @@ def users_page():
         quota_for=quota_for,
         form=QuotaForm(),
         create_form=CreateUserForm(),
+    )
+
+
+@bp.route("/tokens")
+@admins_only
+def tokens_page():
+    """Every live API token, with its owner, scopes and last use."""
+    return render_template("admin/tokens.html", tokens=api_tokens.live_tokens(), form=ReasonForm())
+
+
+@bp.route("/tokens/<int:token_id>/revoke", methods=["POST"])
+@admins_only
+def revoke_token(token_id):
+    """Revoke anyone's API token."""
+    ip = client_address()
+    return _act(
+        ReasonForm(),
+        url_for("admin.tokens_page"),
+        lambda reason: api_tokens.revoke_any(current_user, token_id, reason, ip=ip),
     )
 
 

@@ -8,12 +8,17 @@ old cookie carries its own expiry with it.
 import time
 from datetime import UTC, datetime, timedelta
 
-from flask import flash, request, session
+from flask import flash, g, request, session
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import current_user, login_user, logout_user
 
 from webapp.errors import wants_json
-from webapp.extensions import login_manager
+from webapp.extensions import csrf, login_manager
+from webapp.security import client_address
+from webapp.services import api_tokens
+
+#: The blueprint whose calls accept API tokens.
+API_BLUEPRINT = "api"
 
 LOGIN_AT = "_login_at"
 SEEN_AT = "_seen_at"
@@ -73,6 +78,12 @@ def register(app):
 
     @app.before_request
     def guard_session():
+        if request.blueprint == API_BLUEPRINT and "Authorization" in request.headers:
+            # A script with a personal API token: no session, no CSRF token (nothing a browser sends by
+            # itself), and only on the JSON API. A bad token is a 401, never a fall back to the session.
+            user, token = api_tokens.authenticate(request.headers["Authorization"], ip=client_address())
+            g._login_user, g.api_token = user, token  # Flask-Login's current_user, for this request only
+            return None
         if "_user_id" in session:
             end = ends_at(session, app.config)
             if end is None or now() >= end:
@@ -87,6 +98,18 @@ def register(app):
         if wants_json() and not current_user.is_authenticated and not getattr(view, "open_to_strangers", False):
             return login_manager.unauthorized()
         return None
+
+    @app.before_request
+    def check_csrf():
+        # Flask-WTF's own check is off (WTF_CSRF_CHECK_DEFAULT): this one runs after guard_session, and
+        # skips calls made with an API token.
+        if app.config["WTF_CSRF_ENABLED"] and api_token() is None:
+            csrf.protect(apply_exemptions=True)
+
+
+def api_token():
+    """The API token this request came with, or None (a session, or no one)."""
+    return g.get("api_token")
 
 
 def open_to_strangers(view):

@@ -3,7 +3,7 @@
 from flask import Blueprint, abort, current_app, flash, make_response, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from webapp.extensions import db, limiter, presign_limit
+from webapp.extensions import db, limiter, per_user_and_file, presign_limit
 from webapp.files.forms import ShareForm
 from webapp.models import UploadStatus
 from webapp.models.base import utcnow
@@ -68,13 +68,9 @@ def row(upload_id):
     return render_template("files/_row.html", upload=uploads.own_upload(current_user, upload_id))
 
 
-def _per_user_and_file():
-    return f"user:{current_user.get_id()}:{request.view_args.get('upload_id', '')[:32]}"
-
-
 @bp.route("/files/<upload_id>/download")
 @login_required
-@limiter.limit(lambda: current_app.config["DOWNLOAD_LIMIT"], key_func=_per_user_and_file, scope="download")
+@limiter.limit(lambda: current_app.config["DOWNLOAD_LIMIT"], key_func=per_user_and_file, scope="download")
 def download(upload_id):
     """Redirect to a short-lived presigned GET that downloads the file as an attachment."""
     url = uploads.download_url(current_user, upload_id)

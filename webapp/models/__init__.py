@@ -1,6 +1,7 @@
 """All models, imported here so Alembic sees the whole schema."""
 
 from webapp.models import usage  # noqa: F401  (the usage triggers on uploads)
+from webapp.models.api_token import ApiToken
 from webapp.models.audit import AuditEvent
 from webapp.models.file_request import FileRequest, RequestReport
 from webapp.models.maintenance import MaintenanceRun
@@ -11,6 +12,7 @@ from webapp.models.upload import Upload, UploadStatus
 from webapp.models.user import User
 
 __all__ = [
+    "ApiToken",
     "AuditEvent",
     "BlockedHash",
     "FileRequest",

@@ -1,0 +1,1 @@
+"""A user's settings: personal API tokens and webhooks."""
