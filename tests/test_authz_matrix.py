@@ -31,7 +31,18 @@ from tests.conftest import (
     share_token,
 )
 from webapp.extensions import db
-from webapp.models import ApiToken, BlockedHash, FileRequest, Report, RequestReport, Share, Upload, User
+from webapp.models import (
+    ApiToken,
+    BlockedHash,
+    FileRequest,
+    Report,
+    RequestReport,
+    Share,
+    Upload,
+    User,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 from webapp.queue import QUEUE_NAMES, get_queue, get_redis
 from webapp.scanning.clamd import EICAR
 from webapp.services.accounts import create_user
@@ -206,6 +217,26 @@ MATRIX = [
     ),
     Row("GET", "/api/requests/{request_token}/uploads/{sent_pending}/parts", "404 404 404 404 404"),
     Row("POST", "/api/requests/{request_token}/uploads/{sent_pending}/complete", "400 404 404 400 404"),
+    # Webhook endpoints: each user's own (the owner's is one an admin allowed onto a private address).
+    Row("GET", "/settings/webhooks", "login 200 200 login 200"),
+    Row(
+        "POST",
+        "/settings/webhooks",
+        "login 422 422 login 422",
+        {"url": "https://127.0.0.1/x", "events": "upload.available"},
+    ),
+    Row("GET", "/settings/webhooks/{webhook}", "login 200 404 login 404"),
+    Row("POST", "/settings/webhooks/{webhook}/delete", "login ->/settings/webhooks 404 login 404", changes="owner"),
+    Row(
+        "POST",
+        "/settings/webhooks/{webhook}/deliveries/{delivery}/replay",
+        "login ->/settings/webhooks/{webhook} 404 login 404",
+        changes="owner",
+    ),
+    # Storage events carry their own secret (none here): strangers and users alike are refused.
+    Row("POST", "/api/storage-events", "404 404 404 404 404", {"Records": []}),
+    # Metrics: from the allowed networks (the test client is 127.0.0.1) whoever asks.
+    Row("GET", "/metrics", "200 200 200 200 200"),
     # Probes for load balancers: public, and they name no dependency's address.
     Row("GET", "/healthz", "200 200 200 200 200"),
     Row("GET", "/readyz", "200 200 200 200 200"),
@@ -271,6 +302,22 @@ def make_token(owner):
     return db.session.scalar(select(ApiToken.id).order_by(ApiToken.id.desc()).limit(1))
 
 
+def make_webhook(owner, upload_id):
+    """An endpoint of the owner's (an admin's allowance onto a private address, written directly) with one
+    delivery about upload_id, which nothing will deliver (no worker runs for it): (endpoint id, delivery id)."""
+    endpoint = WebhookEndpoint(
+        user_id=owner.id, url="https://127.0.0.1:9/hook", events="upload.deleted", allow_private=True
+    )
+    db.session.add(endpoint)
+    db.session.flush()
+    delivery = WebhookDelivery(
+        uid=uuid.uuid4().hex, endpoint_id=endpoint.id, event="upload.deleted", payload="{}", status="failed"
+    )
+    db.session.add(delivery)
+    db.session.commit()
+    return endpoint.id, delivery.id
+
+
 def send_through(app, token):
     """A pending upload sent through a request by a browser of its own; returns its id."""
     sender = app.test_client()
@@ -303,6 +350,7 @@ def world(app):
     closed_id, closed_request_token = make_request(owner)
     assert owner.form_post(f"/requests/{closed_id}/close").status_code == 302
     api_token = make_token(owner)
+    webhook, delivery = make_webhook(users["owner"], available)
     users["banned"].is_banned = True  # the flag alone: the session version still matches
     db.session.commit()
     ids = {actor: user.id for actor, user in users.items()}
@@ -317,6 +365,8 @@ def world(app):
         "share": _share_id(token),
         "request": request_id,
         "api_token": api_token,
+        "webhook": webhook,
+        "delivery": delivery,
         "request_token": request_token,
         "closed_request_token": closed_request_token,
         "closed_request": closed_id,
@@ -364,6 +414,11 @@ class Spares:
             csrf = page_token(visitor.get(f"/r/{token}").text)
             assert visitor.post(f"/r/{token}/report", data={"reason": "spare", "csrf_token": csrf}).status_code == 302
             return request_id
+        if name in ("webhook", "delivery"):
+            if "webhook" not in self.made:
+                owner = db.session.get(User, self.world["users"]["owner"])
+                self.made["webhook"], self.made["delivery"] = make_webhook(owner, self["available"])
+            return self.made[name]
         if name == "api_token":
             return make_token(self.owner_api())
         if name == "share":
@@ -418,6 +473,8 @@ def state(app):
         "blocked": rows(BlockedHash.sha256),
         "requests": rows(FileRequest.id, FileRequest.user_id, FileRequest.closed_at),
         "api_tokens": rows(ApiToken.id, ApiToken.user_id, ApiToken.revoked_at),
+        "webhooks": rows(WebhookEndpoint.id, WebhookEndpoint.user_id),
+        "deliveries": rows(WebhookDelivery.id, WebhookDelivery.status),
         "request_reports": rows(RequestReport.id, RequestReport.resolved_at),
         "objects": bucket_keys(app),
     }

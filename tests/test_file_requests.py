@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 import requests
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from tests.conftest import page_token
 from webapp.extensions import db
@@ -165,7 +165,8 @@ def test_what_arrives_counts_against_the_owners_quota(app, api, user):
     user.quota_bytes = 1000
     db.session.commit()
     refused = Sender(app, token).begin("big.txt", 2000)
-    assert refused.status_code == 413 and refused.get_json()["error"]["code"] == "quota_exceeded"
+    assert refused.status_code == 413 and refused.get_json()["error"]["code"] == "no_room"
+    assert "quota" not in refused.text  # a stranger learns nothing of the owner's account
 
 
 def test_sent_files_go_through_the_same_type_checks(app, api):
@@ -351,3 +352,93 @@ class TestUnlockLimits:
             for n in range(4)
         ]
         assert [g.status_code for g in guesses] == [404, 404, 404, 429]
+
+
+def test_closing_a_request_cancels_what_is_still_on_its_way(app, api, run_worker):
+    request_id, token = make_request(api)
+    sender = Sender(app, token)
+    grant = sender.begin("late.txt", 9).get_json()
+    late = grant["upload"]["id"]
+    sent = sender.send(b"in time", "early.txt")
+    assert api.form_post(f"/requests/{request_id}/close").status_code == 302
+    assert fetch(late) is None  # cancelled: its quota is free, and it can never be promoted
+    assert fetch(sent).status == "uploaded"  # what arrived before the close stays
+    # The sender still holds the PUT URL: the bytes may land, but no upload owns them.
+    requests.put(grant["url"], data=b"too late!", headers=grant["headers"], timeout=30)
+    from webapp.services import maintenance
+
+    maintenance.promote_pending(utcnow() + timedelta(hours=2))
+    assert db.session.scalar(select(Upload.id).where(Upload.filename == "late.txt")) is None
+    run_worker()
+    assert fetch(sent).status == "available"
+
+
+def test_a_sender_has_a_few_uploads_waiting_at_most(app, api):
+    app.config["REQUEST_MAX_PENDING_PER_SENDER"] = 2
+    _, token = make_request(api)
+    sender = Sender(app, token)
+    assert [sender.begin(f"{n}.txt", 3).status_code for n in range(2)] == [201, 201]
+    refused = sender.begin("3.txt", 3)
+    assert refused.status_code == 429 and refused.get_json()["error"]["code"] == "too_many_pending"
+    assert Sender(app, token).begin("other.txt", 3).status_code == 201  # another sender is not held up
+
+
+def test_an_upload_through_a_request_waits_less_for_its_bytes(app, api):
+    _, token = make_request(api)
+    upload_id = Sender(app, token).begin().get_json()["upload"]["id"]
+    upload = fetch(upload_id)
+    waits = (upload.expires_at - upload.created_at).total_seconds()
+    assert waits == app.config["REQUEST_PENDING_UPLOAD_TTL"] < app.config["PENDING_UPLOAD_TTL"]
+
+
+def test_a_cancel_racing_the_complete_leaves_a_sent_file_alone(app, api):
+    from webapp.services import file_requests, uploads
+
+    _, token = make_request(api)
+    sender = Sender(app, token)
+    upload_id = sender.send(b"sent just now", "raced.txt")
+    stale = fetch(upload_id)
+    stale.status = "pending"  # what the cancel read a moment before the complete landed
+    db.session.expunge(stale)
+    with pytest.raises(uploads.Conflict):
+        file_requests.cancel(stale)
+    assert fetch(upload_id).status == "uploaded"
+
+
+def test_the_same_browser_is_not_recognisable_across_requests(app, api):
+    _, first = make_request(api, title="First")
+    _, second = make_request(api, title="Second")
+    sender = Sender(app, first)
+    one = sender.begin("a.txt", 3).get_json()["upload"]["id"]
+    sender.token = second
+    two = sender.begin("b.txt", 3).get_json()["upload"]["id"]
+    assert fetch(one).request_sender != fetch(two).request_sender
+    assert sender.client.get_cookie(SENDER_COOKIE).value not in {fetch(one).request_sender, fetch(two).request_sender}
+
+
+def test_an_absurd_request_filter_is_refused_not_crashed(api):
+    assert api.get("/files?request=" + "1" * 5000).status_code == 422
+    assert api.get("/files?request=99999999999").status_code == 422
+    assert api.get("/files?request=12").status_code == 404  # not one of yours
+
+
+class TestCreateLimit:
+    @pytest.fixture
+    def app_config(self):
+        return {"RATELIMIT_ENABLED": True, "REQUEST_CREATE_LIMIT": "2 per minute"}
+
+    def test_making_requests_is_rate_limited(self, api):
+        make_request(api)
+        make_request(api)
+        refused = api.form_post("/requests", {**FIELDS, "max_files": "10"})
+        assert refused.status_code == 429
+        assert db.session.scalar(select(func.count()).select_from(FileRequest)) == 2
+
+
+def test_an_owner_with_too_many_uploads_waiting_makes_the_request_busy(app, api):
+    app.config["MAX_PENDING_UPLOADS"] = 1
+    _, token = make_request(api)
+    api.begin("mine.txt", 5)
+    refused = Sender(app, token).begin()
+    assert refused.status_code == 429 and refused.get_json()["error"]["code"] == "busy"
+    assert "waiting" not in refused.text

@@ -5,6 +5,7 @@ from pathlib import Path
 from flask import Flask, request
 from sqlalchemy.exc import SQLAlchemyError
 
+from webapp import metrics
 from webapp.config import load_config
 from webapp.extensions import csrf, db, limiter, login_manager, migrate
 from webapp.security import trust_proxies
@@ -28,6 +29,7 @@ def create_app(config=None):
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
+    metrics.register(app)
     register_template_context(app)
     register_commands(app)
     return app
@@ -101,6 +103,7 @@ def register_blueprints(app):
     from webapp.health.views import bp as health_bp
     from webapp.settings.views import bp as settings_bp
     from webapp.shares.views import bp as shares_bp
+    from webapp.storage_events.views import bp as storage_events_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(files_bp)
@@ -109,6 +112,7 @@ def register_blueprints(app):
     app.register_blueprint(requests_bp)
     app.register_blueprint(requested_bp)
     app.register_blueprint(settings_bp)
+    app.register_blueprint(storage_events_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(health_bp)
 

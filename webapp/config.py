@@ -1,5 +1,6 @@
 """Configuration read from environment variables, with dev/test/production defaults."""
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -37,6 +38,14 @@ PUBLIC_SECRET_KEYS = {"dev-only-secret-not-for-production"}
 
 class ConfigError(RuntimeError):
     """The environment does not describe a runnable deployment."""
+
+
+def networks(value):
+    """Comma-separated CIDRs as ip_network objects; ConfigError for one that is not."""
+    try:
+        return [ipaddress.ip_network(part.strip(), strict=False) for part in value.split(",") if part.strip()]
+    except ValueError as exc:
+        raise ConfigError(f"not a network: {exc}") from None
 
 
 def _env(env, name, default=None):
@@ -220,7 +229,23 @@ def load_config(env_name=None, environ=None):
         "SHARE_UNLOCK_LIMIT_PER_IP": get("SHARE_UNLOCK_LIMIT_PER_IP", "30 per hour"),
         # Uploads started through file requests, per address (a request's password goes by the share limits).
         "REQUEST_UPLOAD_LIMIT_PER_IP": get("REQUEST_UPLOAD_LIMIT_PER_IP", "100 per hour"),
+        # A sender's uploads waiting for their bytes, per request; and how long one waits before it
+        # expires and stops holding the owner's quota (an owner's own wait PENDING_UPLOAD_TTL).
+        "REQUEST_MAX_PENDING_PER_SENDER": num("REQUEST_MAX_PENDING_PER_SENDER", 10),
+        "REQUEST_PENDING_UPLOAD_TTL": num("REQUEST_PENDING_UPLOAD_TTL", 3600),
+        # New file requests per user
+        "REQUEST_CREATE_LIMIT": get("REQUEST_CREATE_LIMIT", "30 per hour"),
         "REGISTER_LIMIT_PER_IP": get("REGISTER_LIMIT_PER_IP", "10 per hour"),
+        # Webhook deliveries: seconds to connect, and to wait for each read of the answer; a CA bundle
+        # to verify receivers with instead of the system's (a private CA)
+        "WEBHOOK_CONNECT_TIMEOUT": num("WEBHOOK_CONNECT_TIMEOUT", 5),
+        "WEBHOOK_TIMEOUT": num("WEBHOOK_TIMEOUT", 10),
+        "WEBHOOK_CA_BUNDLE": get("WEBHOOK_CA_BUNDLE", ""),
+        # /metrics: scrapers with this bearer token, or from these networks (comma-separated CIDRs)
+        "METRICS_TOKEN": get("METRICS_TOKEN", ""),
+        "METRICS_ALLOW_NETWORKS": networks(get("METRICS_ALLOW_NETWORKS", "127.0.0.0/8,::1/128")),
+        # S3 ObjectCreated notifications at /api/storage-events: the shared secret they carry
+        "STORAGE_EVENTS_SECRET": get("STORAGE_EVENTS_SECRET", ""),
         # "open": anyone may sign up; "closed": only admins make accounts
         "REGISTRATION": get("REGISTRATION", "open"),
         # sessions end after this long without a request, and this long after login whatever happens

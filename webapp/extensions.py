@@ -30,7 +30,7 @@ csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address)
 
 
-def _per_user():
+def per_user():
     return f"user:{current_user.get_id()}"
 
 
@@ -40,7 +40,7 @@ def per_user_and_file():
 
 
 #: The per-user limit on starting uploads (PRESIGN_LIMIT), shared by the API and the upload form.
-presign_limit = limiter.shared_limit(lambda: current_app.config["PRESIGN_LIMIT"], scope="presign", key_func=_per_user)
+presign_limit = limiter.shared_limit(lambda: current_app.config["PRESIGN_LIMIT"], scope="presign", key_func=per_user)
 
 
 @event.listens_for(Engine, "connect")

@@ -7,7 +7,7 @@ from contextlib import contextmanager, nullcontext
 from flask import has_app_context
 from rq import get_current_job
 
-from webapp import logs
+from webapp import logs, metrics
 from webapp.extensions import db
 
 log = logging.getLogger("satchel.job")
@@ -32,6 +32,7 @@ def _logged(job, kind, **ids):
             yield outcome
         except Exception as exc:
             outcome.update(result="error", error=type(exc).__name__)
+            metrics.job_failed(kind)
             raise
         finally:
             outcome["ms"] = round((time.perf_counter() - started) * 1000, 1)
@@ -43,7 +44,10 @@ def _upload_job(kind, service, upload_id, **kwargs):
     job = get_current_job()
     with _logged(job, kind, upload_id=upload_id) as outcome, _app_context():
         try:
+            started = time.perf_counter()
             status = service(upload_id, **kwargs)
+            if status:
+                metrics.scan_took(time.perf_counter() - started)
             outcome["result"] = status.value if status else "nothing to do"
             return status.value if status else None
         finally:
@@ -79,3 +83,16 @@ def run_maintenance(task):
         finally:
             db.session.remove()
             schedule_maintenance(intervals(), task)
+
+
+def deliver_webhook(delivery_id):
+    """One attempt at a webhook delivery (RQ retries it with backoff while it raises)."""
+    from webapp.services.webhooks import deliver
+
+    job = get_current_job()
+    with _logged(job, "webhook", delivery_id=delivery_id) as outcome, _app_context():
+        try:
+            outcome["result"] = deliver(delivery_id, retries_left=job.retries_left if job else 0)
+            return outcome["result"]
+        finally:
+            db.session.remove()

@@ -19,8 +19,12 @@ SCANS = "scans"
 MAINTENANCE = "maintenance"
 #: Scans past their user's fair share, and rescans: a worker takes them when the others are empty.
 SCAN_BACKLOG = "scan-backlog"
+#: Webhook deliveries: an HTTP POST each, never in the way of a scan.
+WEBHOOKS = "webhooks"
 #: Every queue, in the order a worker takes jobs from them.
-QUEUE_NAMES = (SCANS, MAINTENANCE, SCAN_BACKLOG)
+QUEUE_NAMES = (SCANS, MAINTENANCE, WEBHOOKS, SCAN_BACKLOG)
+#: Backoff between attempts at a webhook delivery whose receiver did not take it (seconds).
+WEBHOOK_RETRY_INTERVALS = [10, 60, 300, 1800, 7200]
 
 #: Backoff between retries of a scan that hit a transient error (seconds).
 SCAN_RETRY_INTERVALS = [5, 20, 60, 180, 600]
@@ -121,6 +125,53 @@ def _enqueue_upload_job(queue_name, function, job_id, upload_id, size, descripti
         log.warning("redis unavailable: %s left for the reconciler", job_id)
         return False
     return True
+
+
+def webhook_job_id(delivery_id):
+    """Delivery ids restart with each database: the queue prefix keeps two installations on one Redis apart."""
+    return f"{current_app.config['QUEUE_PREFIX']}-webhook-{delivery_id}"
+
+
+def enqueue_webhook(delivery_id):
+    """Queue one attempt at a webhook delivery (unless one is queued), with RQ's retries and backoff;
+    False if Redis is down (maintenance queues it again)."""
+    queue = get_queue(WEBHOOKS)
+    job_id = webhook_job_id(delivery_id)
+    try:
+        if _is_live(job_id, queue.connection):
+            return True
+        queue.enqueue(
+            "webapp.jobs.deliver_webhook",
+            delivery_id,
+            job_id=job_id,
+            job_timeout=60,
+            result_ttl=3600,
+            failure_ttl=7 * 86400,
+            retry=Retry(max=len(WEBHOOK_RETRY_INTERVALS), interval=WEBHOOK_RETRY_INTERVALS),
+            description=f"webhook delivery {delivery_id}",
+            meta={"request_id": logs.current().get("request_id")},
+        )
+    except RedisError:
+        log.warning("redis unavailable: webhook delivery %s left for maintenance", delivery_id)
+        return False
+    return True
+
+
+def queue_stats():
+    """{queue name: {"depth", "oldest_age" (seconds the first waiting job has waited), "failed"}};
+    raises RedisError when Redis is down."""
+    now = time.time()
+    stats = {}
+    for name, q in zip(QUEUE_NAMES, queues(), strict=True):
+        first = q.get_job_ids(0, 1)
+        try:
+            job = Job.fetch(first[0], connection=q.connection) if first else None
+        except NoSuchJobError:  # taken (or expired) between the two reads
+            job = None
+        at = job.enqueued_at if job else None
+        enqueued = (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp() if at else now
+        stats[name] = {"depth": q.count, "oldest_age": max(0.0, now - enqueued), "failed": q.failed_job_registry.count}
+    return stats
 
 
 def queues():

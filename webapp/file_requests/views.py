@@ -17,7 +17,7 @@ from flask_login import current_user, login_required
 
 from webapp.api.views import json_body, parsed_json
 from webapp.auth.sessions import open_to_strangers
-from webapp.extensions import limiter
+from webapp.extensions import limiter, per_user
 from webapp.file_requests.forms import RequestForm
 from webapp.security import client_address, client_key
 from webapp.services import file_requests, uploads
@@ -52,6 +52,7 @@ def index():
 
 @bp.route("/requests", methods=["POST"])
 @login_required
+@limiter.limit(lambda: current_app.config["REQUEST_CREATE_LIMIT"], key_func=per_user, scope="request-create")
 def create():
     """Make a request and show it, with its link."""
     form = RequestForm()
@@ -123,9 +124,10 @@ def private(response):
     return response
 
 
-def _sender():
-    """The digest of this browser's sender cookie, giving it one (from this response on) if it has none."""
-    digest = file_requests.sender_digest(request.cookies.get(file_requests.SENDER_COOKIE))
+def _sender(file_request):
+    """What marks this browser's uploads through file_request, giving it a sender cookie (from this
+    response on) if it has none."""
+    digest = file_requests.sender_digest(request.cookies.get(file_requests.SENDER_COOKIE), file_request)
     if digest is None and "new_sender" not in g:
         g.new_sender = file_requests.new_sender()
     return digest
@@ -146,7 +148,7 @@ def _unlocked(token):
 
 
 def _page(file_request, token, form=None, status=200):
-    sender = _sender()
+    sender = _sender(file_request)
     held = file_requests.files_held(file_request)
     page = render_template(
         "requests/page.html",
@@ -201,7 +203,7 @@ def report(token):
 def sent_row(token, upload_id):
     """One file this browser sent, as its row on the request's page (the upload widget adds new ones with it)."""
     file_request = _unlocked(token)
-    upload = file_requests.sent_upload(file_request, _sender(), upload_id)
+    upload = file_requests.sent_upload(file_request, _sender(file_request), upload_id)
     return render_template("requests/_sent_row.html", upload=upload, token=token)
 
 
@@ -210,7 +212,7 @@ def sent_row(token, upload_id):
 
 def _sent(token, upload_id):
     file_request = _unlocked(token)
-    return file_requests.sent_upload(file_request, _sender(), upload_id)
+    return file_requests.sent_upload(file_request, _sender(file_request), upload_id)
 
 
 @public.route("/api/requests/<token>/uploads", methods=["POST"])
@@ -220,7 +222,7 @@ def create_upload(token):
     """Reserve room in the owner's quota and return where to PUT the bytes (as POST /api/uploads)."""
     body = json_body()
     file_request = _unlocked(token)
-    sender = _sender()
+    sender = _sender(file_request)
     result = file_requests.begin(file_request, sender, body.get("filename"), body.get("size"), body.get("content_type"))
     return jsonify(result), 201
 

@@ -1,7 +1,8 @@
 """Liveness answers without touching anything; readiness checks every dependency."""
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, abort, current_app, jsonify
 
+from webapp import metrics
 from webapp.extensions import limiter
 from webapp.services.health import cached_readiness
 
@@ -28,6 +29,19 @@ def readyz():
     response = jsonify(status="ok" if ready else "unavailable", checks=checks, scanner_limits=limits)
     response.status_code = 200 if ready else 503
     return _no_store(response)
+
+
+@bp.route("/metrics")
+@limiter.exempt
+def metrics_page():
+    """Prometheus metrics, for scrapers with METRICS_TOKEN or from METRICS_ALLOW_NETWORKS (404 for anyone else)."""
+    if not metrics.allowed():
+        abort(404)
+    return _no_store(
+        current_app.response_class(
+            metrics.exposition(current_app._get_current_object()), content_type=metrics.CONTENT_TYPE
+        )
+    )
 
 
 def _no_store(response):

@@ -10,6 +10,7 @@ from webapp.models.scanner import ScannerCheck
 from webapp.models.share import Share
 from webapp.models.upload import Upload, UploadStatus
 from webapp.models.user import User
+from webapp.models.webhook import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "ApiToken",
@@ -24,4 +25,6 @@ __all__ = [
     "Upload",
     "UploadStatus",
     "User",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

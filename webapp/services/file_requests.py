@@ -1,17 +1,22 @@
 """File requests: the owner makes, lists and closes them; a sender opens one and sends files through it.
 
-A sender has no account. Their browser holds a random cookie (SENDER_COOKIE); its SHA-256 marks what
-they send, and it is all they can see: the status of their own uploads through that request. What
+A sender has no account. Their browser holds a random cookie (SENDER_COOKIE); an HMAC of it and the
+request (keyed with SECRET_KEY, so the same browser is not recognisable across requests in the
+database) marks what they send, and it is all they can see: the status of their own uploads through
+that request. What
 arrives is an upload of the owner's like any other (uploads.begin_upload), so the same presign, scan,
 promotion and quota apply.
 """
 
 import hashlib
+import hmac
 import re
 import secrets
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from flask import current_app
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import selectinload
 
 from webapp.extensions import db
 from webapp.models import FileRequest, RequestReport, Upload, UploadStatus, User
@@ -36,11 +41,12 @@ def new_sender():
     return secrets.token_urlsafe(32)
 
 
-def sender_digest(cookie):
-    """What uploads record of a sender's cookie, or None for a missing or malformed one."""
+def sender_digest(cookie, file_request):
+    """What uploads through file_request record of a sender's cookie, or None for a missing or malformed one."""
     if not isinstance(cookie, str) or not _SENDER.fullmatch(cookie):
         return None
-    return hashlib.sha256(cookie.encode()).hexdigest()
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, f"{file_request.id}:{cookie}".encode(), hashlib.sha256).hexdigest()
 
 
 def _whole(value, low, high, message, code):
@@ -86,10 +92,10 @@ def create_request(user, title, days, max_file_mb, max_files, message=None, pass
     return file_request
 
 
-def requests_of(user):
-    """The user's requests, newest first, each with how many files it holds: [(request, count)]."""
+def requests_of(user, limit=200):
+    """The user's newest requests, each with how many files it holds: [(request, count)]."""
     held = uploads.count_request_files(FileRequest.id).scalar_subquery()
-    query = select(FileRequest, held).where(FileRequest.user_id == user.id).order_by(FileRequest.id.desc())
+    query = select(FileRequest, held).where(FileRequest.user_id == user.id).order_by(FileRequest.id.desc()).limit(limit)
     return [tuple(row) for row in db.session.execute(query)]
 
 
@@ -110,12 +116,30 @@ def files_held(file_request):
 def close_request(user, request_id, ip=None):
     """Close one of the user's requests: its link answers 404 from now on; what arrived stays."""
     file_request = own_request(user, request_id)
+    _close(file_request, user, ip=ip)
+    return file_request
+
+
+def _close(file_request, actor, reason=None, details=None, ip=None):
+    """Close a request (under its owner's row lock, which starting an upload through it takes too, so
+    none slips in after), then cancel its uploads still waiting for their bytes: whatever a sender still
+    holds URLs for is refused. Caller has resolved any reports (in the same transaction)."""
+    uploads.lock_user(file_request.user_id)
     if file_request.closed_at is None:
         file_request.closed_at = utcnow()
-        file_request.closed_by = user.id
-        audit.record("request_closed", user, "file_request", str(file_request.id), ip=ip)
-        db.session.commit()
-    return file_request
+        file_request.closed_by = actor.id
+        audit.record(
+            "request_closed", actor, "file_request", str(file_request.id), reason=reason, details=details, ip=ip
+        )
+    db.session.commit()
+    pending = db.session.scalars(
+        select(Upload).where(Upload.file_request_id == file_request.id, Upload.status == UploadStatus.PENDING.value)
+    )
+    for upload in list(pending):
+        try:
+            uploads.discard(upload, only_pending=True)
+        except Conflict:
+            pass  # its bytes arrived just now: a file like the others that came before the close
 
 
 def resolve(token):
@@ -146,7 +170,8 @@ def unlock(token, password):
 
 def begin(file_request, sender, filename, size, content_type):
     """Start an upload through the request for the sender (a sender_digest): the owner's quota and
-    pending cap, the request's size and count limits."""
+    pending cap (told in words that give a stranger nothing about the owner's account), the request's
+    size and count limits, the sender's own pending cap."""
     if sender is None:
         raise InvalidInput("Your browser sent no sender cookie; allow cookies for this site and reload.", "no_sender")
     return uploads.begin_upload(
@@ -181,10 +206,9 @@ def sent_uploads(file_request, sender, limit=100):
 
 
 def cancel(upload):
-    """A sender stops one of their uploads before its bytes are in: once sent, a file is the owner's."""
-    if upload.status != UploadStatus.PENDING.value:
-        raise Conflict("This file has been sent: only the request's owner can delete it now.", "already_sent")
-    uploads.discard(upload)
+    """A sender stops one of their uploads before its bytes are in: once sent, a file is the owner's
+    (checked as the row is hidden, so a complete racing the cancel wins or loses whole)."""
+    uploads.discard(upload, only_pending=True)
 
 
 def report(token, reason, reporter=None, ip=None):
@@ -200,19 +224,35 @@ def report(token, reason, reporter=None, ip=None):
     db.session.commit()
 
 
-def reported_requests(limit=50):
-    """Requests with open reports, most recently reported first: [(request, owner, [reports])]."""
-    reports = list(
-        db.session.scalars(
-            select(RequestReport).where(RequestReport.resolved_at.is_(None)).order_by(RequestReport.id.desc())
-        )
+def reported_requests(limit=20, reports_each=10):
+    """The requests most recently reported (open reports only), with their owners and newest reports:
+    [(request, owner, [reports])]."""
+    latest = (
+        select(RequestReport.file_request_id, func.max(RequestReport.id).label("last"))
+        .where(RequestReport.resolved_at.is_(None))
+        .group_by(RequestReport.file_request_id)
+        .order_by(func.max(RequestReport.id).desc())
+        .limit(limit)
     )
-    grouped = {}
-    for item in reports:
-        grouped.setdefault(item.file_request_id, []).append(item)
-    shown = list(grouped.items())[:limit]
-    found = {r.id: r for r in db.session.scalars(select(FileRequest).where(FileRequest.id.in_(list(grouped))))}
-    return [(found[i], found[i].owner, items) for i, items in shown if i in found]
+    ids = [row.file_request_id for row in db.session.execute(latest)]
+    if not ids:
+        return []
+    found = {
+        r.id: r
+        for r in db.session.scalars(
+            select(FileRequest).where(FileRequest.id.in_(ids)).options(selectinload(FileRequest.owner))
+        )
+    }
+    shown = []
+    for request_id in ids:
+        reports = db.session.scalars(
+            select(RequestReport)
+            .where(RequestReport.file_request_id == request_id, RequestReport.resolved_at.is_(None))
+            .order_by(RequestReport.id.desc())
+            .limit(reports_each)
+        )
+        shown.append((found[request_id], found[request_id].owner, list(reports)))
+    return shown
 
 
 def moderate(admin, request_id, action, reason, ip=None):
@@ -227,24 +267,17 @@ def moderate(admin, request_id, action, reason, ip=None):
     )
     if db.session.scalar(open_reports.limit(1)) is None:
         raise Conflict("Nobody has reported this request (or its reports are resolved).", "not_reported")
-    if action == "close" and file_request.closed_at is None:
-        file_request.closed_at = utcnow()
-        file_request.closed_by = admin.id
     resolved = db.session.execute(
         update(RequestReport)
         .where(RequestReport.file_request_id == file_request.id, RequestReport.resolved_at.is_(None))
         .values(resolved_at=utcnow(), resolution="closed" if action == "close" else "dismissed")
     ).rowcount
-    audit.record(
-        f"request_{'closed' if action == 'close' else 'kept'}",
-        admin,
-        "file_request",
-        str(file_request.id),
-        reason=reason,
-        details={"reports_resolved": resolved},
-        ip=ip,
-    )
-    db.session.commit()
+    details = {"reports_resolved": resolved}
+    if action == "close":
+        _close(file_request, admin, reason=reason, details=details, ip=ip)
+    else:
+        audit.record("request_kept", admin, "file_request", str(file_request.id), reason=reason, details=details, ip=ip)
+        db.session.commit()
     if action == "close":
         return f"Closed the request “{file_request.title}”."
     return f"Kept the request “{file_request.title}” open."

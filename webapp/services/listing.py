@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from sqlalchemy import func, or_, select, tuple_
+from sqlalchemy.orm import selectinload
 
 from webapp.extensions import db
 from webapp.models import Upload
@@ -100,7 +101,7 @@ def _choice(args, name, allowed, default=""):
 
 
 def _request_id(value):
-    if value and not (value.isascii() and value.isdigit() and 0 < int(value) < 2**31):
+    if value and not (len(value) <= 10 and value.isascii() and value.isdigit() and 0 < int(value) < 2**31):
         raise InvalidInput("request must be the id of one of your file requests.", "invalid_request")
     return value
 
@@ -128,6 +129,7 @@ def page(user, listing, limit=25):
         position = tuple_(key, Upload.id)
         query = query.where(position < tuple_(value, upload_id) if descending else position > tuple_(value, upload_id))
     order = (key.desc(), Upload.id.desc()) if descending else (key.asc(), Upload.id.asc())
+    query = query.options(selectinload(Upload.file_request))  # the "via <request>" marks, in one query
     rows = list(db.session.scalars(query.order_by(*order).limit(limit + 1)))
     next_cursor = encode_cursor(rows[limit - 1], listing.sort) if len(rows) > limit else None
     return rows[:limit], next_cursor

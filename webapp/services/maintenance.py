@@ -13,7 +13,7 @@ from webapp.extensions import db
 from webapp.models import MaintenanceRun, Upload, UploadStatus
 from webapp.models.base import utcnow
 from webapp.models.upload import AWAITING_VERDICT
-from webapp.services import form_uploads, usage
+from webapp.services import form_uploads, usage, webhooks
 from webapp.services.refusals import Conflict, TooLarge
 from webapp.services.uploads import assemble_multipart, assembled, mark_uploaded, queue_scan
 
@@ -310,6 +310,12 @@ def _delete_counted(storage, key):
     return size
 
 
+def requeue_webhooks(now):
+    """Queue again webhook deliveries still pending five minutes after they were made (their job was
+    lost, or Redis was down when they were made)."""
+    return {"requeued": webhooks.requeue_stale(now, timedelta(minutes=5))}, 0
+
+
 TASKS = {
     "expire_pending": expire_pending,
     "promote_pending": promote_pending,
@@ -320,6 +326,7 @@ TASKS = {
     "remove_late_writes": remove_late_writes,
     "rescan_unscanned": rescan_unscanned,
     "check_usage": check_usage,
+    "requeue_webhooks": requeue_webhooks,
 }
 
 

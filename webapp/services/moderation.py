@@ -15,7 +15,7 @@ from webapp.extensions import db
 from webapp.models import BlockedHash, Report, Upload, UploadStatus, User
 from webapp.models.base import utcnow
 from webapp.reasons import reason_text
-from webapp.services import audit
+from webapp.services import audit, webhooks
 from webapp.services.refusals import Conflict, InvalidInput, NotFound
 from webapp.services.scans import ObjectChanged, checked_in_memory, content_checks, is_blocked
 from webapp.services.uploads import revoke_shares
@@ -111,6 +111,7 @@ def approve(admin, upload_id, reason, ip=None):
         try:
             if not _promote_quarantined(upload.id):
                 raise Conflict("This file changed state meanwhile; reload the page.", "state_changed")
+            webhooks.emit("upload.available", upload.id, {"approved_by_moderator": True})
         except ObjectChanged:
             db.session.rollback()
             raise Conflict(

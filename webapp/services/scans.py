@@ -12,7 +12,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import case, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
-from webapp import logs
+from webapp import logs, metrics
 from webapp import storage as store
 from webapp.extensions import db
 from webapp.models import BlockedHash, Upload, UploadStatus
@@ -24,7 +24,7 @@ from webapp.scanning.filetypes import RASTER_IMAGES, SNIFF_BYTES, effective_type
 from webapp.scanning.images import STRIPPABLE, ImageRejected, check_image, strip_metadata
 from webapp.scanning.pdfs import PdfRejected, check_pdf
 from webapp.scanning.readahead import read_ahead
-from webapp.services import audit
+from webapp.services import audit, webhooks
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +162,12 @@ def _finish(upload_id, token, **values):
     )
     if result.rowcount and "status" in values:
         _audit_verdict(upload_id, values["status"], values.get("reason"), detected_type=values.get("detected_type"))
+        if values["status"] in webhooks.VERDICT_EVENTS:
+            webhooks.emit(webhooks.VERDICT_EVENTS[values["status"]], upload_id)
+        size = db.session.scalar(select(Upload.size).where(Upload.id == upload_id))
     db.session.commit()
+    if result.rowcount and "status" in values:
+        metrics.upload_finished(values["status"], values.get("reason"), size)
     return bool(result.rowcount)
 
 

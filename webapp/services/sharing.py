@@ -10,7 +10,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from webapp.extensions import db
 from webapp.models import Report, Share, Upload, UploadStatus, User
 from webapp.models.base import utcnow
-from webapp.services import audit
+from webapp.services import audit, webhooks
 from webapp.services.refusals import InvalidInput, NotFound
 from webapp.services.uploads import own_upload, readable_upload, signed_download, signed_preview
 
@@ -144,7 +144,10 @@ def report(token, reason, reporter=None, ip=None):
     reason = (reason or "").strip()
     if not 3 <= len(reason) <= 1000:
         raise InvalidInput("Say in a few words (up to 1000 characters) what is wrong.", "invalid_reason")
-    db.session.add(Report(upload_id=upload.id, reporter_id=getattr(reporter, "id", None), reason=reason))
+    made = Report(upload_id=upload.id, reporter_id=getattr(reporter, "id", None), reason=reason)
+    db.session.add(made)
     upload.updated_at = utcnow()  # the moderation queue puts the most recently flagged first
     audit.record("file_reported", reporter, "upload", upload.id, reason=reason, ip=ip)
+    db.session.flush()
+    webhooks.emit("report.created", upload.id, {"report": {"id": made.id, "reason": reason}})
     db.session.commit()

@@ -9,12 +9,12 @@ from sqlalchemy import bindparam, delete, func, insert, select, update
 from webapp import logs, queue
 from webapp import storage as store
 from webapp.extensions import db
-from webapp.models import Share, Upload, UploadStatus, User
+from webapp.models import FileRequest, Share, Upload, UploadStatus, User
 from webapp.models.base import utcnow
 from webapp.models.upload import AWAITING_VERDICT, LISTED, UPLOAD_ID, new_upload_id
 from webapp.scanning.filetypes import normalize_type
 from webapp.scanning.images import STRIPPABLE
-from webapp.services import audit
+from webapp.services import audit, webhooks
 from webapp.services.names import clean_filename, content_disposition, download_name
 from webapp.services.refusals import Conflict, InvalidInput, NotFound, ServiceError, TooLarge, Unavailable
 
@@ -76,23 +76,28 @@ _LOCK_USER = (
 _INSERT_UPLOAD = insert(Upload.__table__)
 
 
-def admit(user_id, size):
+def _too_many_pending(message, code="too_many_pending"):
+    db.session.rollback()
+    return ServiceError(message, code, status=429)
+
+
+def admit(user_id, size, stranger=False):
     """Lock the user's row and check that an upload of size bytes may begin (not banned, under the
-    pending cap, within quota); returns what lock_user read. Refusals roll back."""
+    pending cap, within quota); returns what lock_user read. Refusals roll back; for a stranger sending
+    the user a file (stranger), they say nothing about the user's account."""
     owner = lock_user(user_id)
     if owner.is_banned:
         db.session.rollback()
         raise NotFound()
     pending = owner.pending_uploads
     if pending >= current_app.config["MAX_PENDING_UPLOADS"]:
-        db.session.rollback()
-        raise ServiceError(
-            f"You have {pending} uploads waiting for their bytes; finish or cancel some first.",
-            "too_many_pending",
-            status=429,
-        )
+        if stranger:
+            raise _too_many_pending("This request is busy; try again in a few minutes.", "busy")
+        raise _too_many_pending(f"You have {pending} uploads waiting for their bytes; finish or cancel some first.")
     if owner.bytes_used + size > quota_for(owner):
         db.session.rollback()
+        if stranger:
+            raise TooLarge("The person who asked for these files has no room for this one.", "no_room")
         raise TooLarge("This upload would take you over your storage quota.", "quota_exceeded")
     return owner
 
@@ -131,9 +136,9 @@ def begin_upload(user, filename, size, content_type, file_request=None, sender=N
     content_type = parse_content_type(content_type, config["ALLOWED_TYPES"])
     storage = store.get_storage()
 
-    owner = admit(user.id, size)
+    owner = admit(user.id, size, stranger=file_request is not None)
     if file_request is not None:
-        _make_room(file_request)
+        _make_room(file_request, sender)
     upload_id = new_upload_id()
     logs.bind(upload_id=upload_id)
     key = store.incoming_key(owner.id, upload_id)
@@ -153,7 +158,10 @@ def begin_upload(user, filename, size, content_type, file_request=None, sender=N
         "request_sender": sender,
         "created_at": now,
         "updated_at": now,
-        "expires_at": now + timedelta(seconds=config["PENDING_UPLOAD_TTL"]),
+        # Through a request, bytes that do not come soon stop holding the owner's quota (and the
+        # request's room) sooner.
+        "expires_at": now
+        + timedelta(seconds=config["REQUEST_PENDING_UPLOAD_TTL" if file_request else "PENDING_UPLOAD_TTL"]),
     }
     plan = _part_plan(size)
     result = {"method": "PUT", "expires_at": (now + timedelta(seconds=ttl)).isoformat()}
@@ -187,9 +195,28 @@ def count_request_files(request_id):
     )
 
 
-def _make_room(file_request):
-    """Refuse one more file through a request that holds as many as it takes (counted under the owner's
-    row lock that admit took, so parallel senders cannot overfill it); refusals roll back."""
+def _make_room(file_request, sender):
+    """Refuse one more file through a request that was closed meanwhile, that holds as many files as it
+    takes, or whose sender has too many uploads waiting for their bytes: checked under the owner's row
+    lock that admit took (which closing a request takes too), so parallel senders cannot overfill it
+    and nothing slips in after a close. Refusals roll back."""
+    closed_at, expires_at = db.session.execute(
+        select(FileRequest.closed_at, FileRequest.expires_at).where(FileRequest.id == file_request.id)
+    ).one()
+    if closed_at is not None or expires_at <= utcnow():
+        db.session.rollback()
+        raise NotFound()
+    waiting = db.session.scalar(
+        select(func.count())
+        .select_from(Upload)
+        .where(
+            Upload.file_request_id == file_request.id,
+            Upload.request_sender == sender,
+            Upload.status == UploadStatus.PENDING.value,
+        )
+    )
+    if waiting >= current_app.config["REQUEST_MAX_PENDING_PER_SENDER"]:
+        raise _too_many_pending(f"You have {waiting} files on their way through this request; let them finish first.")
     if db.session.scalar(count_request_files(file_request.id)) >= file_request.max_files:
         db.session.rollback()
         raise Conflict(f"This request has received the {file_request.max_files} files it asked for.", "request_full")
@@ -447,19 +474,25 @@ def delete_upload(user, upload_id, ip=None):
     return discard(own_upload(user, upload_id), user, ip)
 
 
-def discard(upload, actor=None, ip=None):
+def discard(upload, actor=None, ip=None, only_pending=False):
     """Abort a pending upload or delete a file: its objects first, then its row; returns its name.
-    Deleting a file (not merely a pending upload) is audited as actor's."""
+    Deleting a file (not merely a pending upload) is audited as actor's. With only_pending, an upload
+    whose bytes arrived meanwhile is left alone (Conflict)."""
     was = upload.status
     # Hide the row first (compare-and-set), so a scan finishing meanwhile cannot promote it;
     # only then are its keys final.
-    db.session.execute(
-        update(Upload)
-        .where(Upload.id == upload.id, Upload.status != UploadStatus.DELETED.value)
-        .values(status=UploadStatus.DELETED.value, updated_at=utcnow())
+    visible = [Upload.id == upload.id, Upload.status != UploadStatus.DELETED.value]
+    if only_pending:
+        visible.append(Upload.status == UploadStatus.PENDING.value)
+    hidden = db.session.execute(
+        update(Upload).where(*visible).values(status=UploadStatus.DELETED.value, updated_at=utcnow())
     )
+    if only_pending and not hidden.rowcount:
+        db.session.rollback()
+        raise Conflict("This file has been sent: only the request's owner can delete it now.", "already_sent")
     revoked = revoke_shares(upload.id)
     if was != UploadStatus.PENDING.value:
+        webhooks.emit("upload.deleted", upload.id, {"previous_status": was})
         audit.record(
             "file_deleted",
             actor,

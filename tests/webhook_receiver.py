@@ -1,0 +1,70 @@
+"""A real HTTPS server for webhook tests: its certificate comes from a throwaway CA (trustme), which
+the app is told to trust (WEBHOOK_CA_BUNDLE); it records every POST and answers as told."""
+
+import http.server
+import ssl
+import threading
+import time
+from dataclasses import dataclass, field
+
+import trustme
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict
+    body: bytes
+
+
+@dataclass
+class Receiver:
+    port: int
+    ca_path: str
+    received: list = field(default_factory=list)
+    status: int = 200
+    delay: float = 0.0
+
+    def url(self, path="/hook", host="localhost"):
+        return f"https://{host}:{self.port}{path}"
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):  # noqa: N802 (http.server's spelling)
+        receiver = self.server.receiver
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        receiver.received.append(Received(self.path, dict(self.headers), body))
+        if receiver.delay:
+            time.sleep(receiver.delay)
+        try:
+            self.send_response(receiver.status)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+        except OSError:
+            pass  # the sender gave up waiting
+
+    def log_message(self, *args):
+        pass
+
+
+def serve(tmp_path):
+    """Start a receiver on 127.0.0.1 (as https://localhost:<port>); returns (receiver, stop)."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost", "127.0.0.1")
+    ca_path = tmp_path / "webhook-ca.pem"
+    ca.cert_pem.write_to_path(str(ca_path))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    cert.configure_cert(context)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server.daemon_threads = True
+    server.receiver = Receiver(server.server_address[1], str(ca_path))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+
+    def stop():
+        server.shutdown()
+        server.server_close()
+
+    return server.receiver, stop

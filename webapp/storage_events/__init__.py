@@ -1,0 +1,1 @@
+"""Storage events: S3 ObjectCreated notifications in, promotions out."""
