@@ -133,9 +133,12 @@ def test_a_token_never_opens_a_page(app, token, available):
 
 def test_bad_revoked_expired_and_banned_tokens_are_refused(app, api, user, make_user, available):
     tokens = {name: make_token(api, name) for name in ("revoked", "expired", "kept")}
-    for header in ("Bearer nonsense", "Bearer sat_" + "A" * 43, "Basic dXNlcjpwYXNz", "Bearer"):
+    for header in ("Bearer nonsense", "Bearer sat_" + "A" * 43, "Bearer", "bearer  "):
         response = app.test_client().get("/api/uploads", headers={"Authorization": header})
         assert response.status_code == 401 and response.get_json()["error"]["code"] == "invalid_token", header
+    # Another scheme is no token (a proxy's basic auth, say): without a session, log in first.
+    other = app.test_client().get("/api/uploads", headers={"Authorization": "Basic dXNlcjpwYXNz"})
+    assert other.status_code == 401 and other.get_json()["error"]["code"] == "unauthorized"
     revoked_id = db.session.scalar(select(ApiToken.id).where(ApiToken.name == "revoked"))
     assert api.form_post(f"/settings/tokens/{revoked_id}/revoke").status_code == 302
     db.session.execute(
@@ -203,3 +206,28 @@ def test_token_creation_needs_csrf(api):
 def test_session_calls_still_need_their_csrf_token(api):
     refused = api.client.post("/api/uploads", json={"filename": "a.txt", "size": 3, "content_type": "text/plain"})
     assert refused.status_code == 400 and refused.get_json()["error"]["code"] == "csrf_failed"
+
+
+def test_a_session_behind_a_proxy_with_basic_auth_still_works(api):
+    """A browser session whose requests carry a proxy's Authorization: Basic header is still a session."""
+    headers = {"Authorization": "Basic c3RhZ2luZzpzdGFnaW5n"}
+    assert api.get("/api/uploads", headers=headers).status_code == 200
+    created = api.post(
+        "/api/uploads", json={"filename": "a.txt", "size": 3, "content_type": "text/plain"}, headers=headers
+    )
+    assert created.status_code == 201
+
+
+def test_an_admins_token_reads_only_the_admins_own_files(app, make_user, available):
+    admin = Api(app.test_client(user=make_user("admin@example.com", admin=True)))
+    script = Script(app, make_token(admin, scopes=["read", "upload", "delete"]))
+    for method, url, body, _ in ROUTES[2:]:
+        assert script.call(method, url.format(id=available), body).status_code == 404, (method, url)
+    assert admin.get(f"/api/uploads/{available}").status_code == 200  # the admin's session still may
+    assert admin.get(f"/api/uploads/{available}/download").status_code == 200
+
+
+@pytest.mark.parametrize("limit", ["1" * 5000, "0" * 4, "-1", "1e3"])
+def test_absurd_page_sizes_are_refused(app, token, limit):
+    response = Script(app, token).call("GET", f"/api/uploads?limit={limit}")
+    assert response.status_code == 422 and response.get_json()["error"]["code"] == "invalid_limit"

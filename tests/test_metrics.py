@@ -112,7 +112,7 @@ def test_gunicorn_workers_and_the_rq_worker_add_up_in_multiprocess_mode(app, use
             try:
                 if requests.get(f"{origin}/healthz", timeout=1).ok:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:  # gunicorn listens before its workers have booted
                 time.sleep(0.2)
         with running_worker(app, tmp_path / "worker.log", PROMETHEUS_MULTIPROC_DIR=metrics_dir, SECRET_KEY=secret):
             session = http_login(origin, user.email)
@@ -139,3 +139,23 @@ def test_gunicorn_workers_and_the_rq_worker_add_up_in_multiprocess_mode(app, use
     assert value(samples, "satchel_uploads_finished_total", status="available", reason="") == 1
     assert value(samples, "satchel_bytes_accepted_total") == len(data)
     assert len(list(metrics_dir.glob("*.db"))) >= 3  # two web workers and the RQ worker, at least
+
+
+def test_odd_methods_do_not_make_new_series(app):
+    client = app.test_client()
+    for method in ("FOOA", "FOOB", "BREW"):
+        client.open("/nope", method=method)
+    samples = scrape(client)
+    methods = {dict(labels).get("method") for name, labels in samples if name == "satchel_http_requests_total"}
+    assert methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}
+    assert (
+        value(samples, "satchel_http_requests_total", route="unmatched", method="other", status="405")
+        + value(samples, "satchel_http_requests_total", route="unmatched", method="other", status="404")
+        >= 3
+    )
+
+
+def test_a_forwarded_request_is_not_loopback_when_no_proxy_is_trusted(app):
+    """A proxy on this host with TRUSTED_PROXY_HOPS=0 would make every client 127.0.0.1: refused."""
+    response = app.test_client().get("/metrics", headers={"X-Forwarded-For": "203.0.113.9"})
+    assert response.status_code == 404

@@ -215,3 +215,22 @@ def test_without_a_secret_configured_the_endpoint_is_off(app):
     app.config["STORAGE_EVENTS_SECRET"] = ""
     answer = post_event(app, {"Records": []}, secret="")
     assert answer.status_code == 404
+
+
+@pytest.mark.parametrize("key", ["incoming/a\u0000b", "incoming/\ud800", "incoming/" + "x" * 600])
+def test_keys_no_upload_could_have_are_ignored(app, key):
+    body = {
+        "Records": [
+            {
+                "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": app.config["S3_BUCKET"]}, "object": {"key": key}},
+            }
+        ]
+    }
+    answer = app.test_client().post(
+        "/api/storage-events",
+        data=json.dumps(body),
+        headers={"Authorization": f"Bearer {SECRET}"},
+        content_type="application/json",
+    )
+    assert answer.status_code == 200 and answer.get_json() == {"promoted": 0, "ignored": 1}

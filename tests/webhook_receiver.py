@@ -24,6 +24,8 @@ class Receiver:
     received: list = field(default_factory=list)
     status: int = 200
     delay: float = 0.0
+    #: seconds between the bytes of the answer's status line and headers (0: all at once)
+    drip: float = 0.0
 
     def url(self, path="/hook", host="localhost"):
         return f"https://{host}:{self.port}{path}"
@@ -36,6 +38,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         receiver.received.append(Received(self.path, dict(self.headers), body))
         if receiver.delay:
             time.sleep(receiver.delay)
+        if receiver.drip:
+            try:
+                for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"z" * 60 + b"\r\n\r\n":
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(receiver.drip)
+            except OSError:
+                pass  # cut off, as it should be
+            return
         try:
             self.send_response(receiver.status)
             self.send_header("Content-Length", "2")

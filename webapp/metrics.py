@@ -39,6 +39,8 @@ HTTP_REQUESTS = Counter(
     ["route", "method", "status"],
 )
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+#: The methods counted by name; any other is "other", so that clients cannot add series at will.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def upload_finished(status, reason=None, size=0):
@@ -65,7 +67,8 @@ def register(app):
     @app.after_request
     def count_request(response):
         rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        HTTP_REQUESTS.labels(route=rule, method=request.method, status=str(response.status_code)).inc()
+        method = request.method if request.method in METHODS else "other"  # a client may send any word
+        HTTP_REQUESTS.labels(route=rule, method=method, status=str(response.status_code)).inc()
         return response
 
 
@@ -116,6 +119,9 @@ def allowed():
     sent = request.headers.get("Authorization", "")
     if token and hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
         return True
+    if "X-Forwarded-For" in request.headers and not config["TRUSTED_PROXY_HOPS"]:
+        # A proxy on this host with TRUSTED_PROXY_HOPS left at 0 would make everyone 127.0.0.1.
+        return False
     try:
         address = ipaddress.ip_address(client_address() or "")
     except ValueError:

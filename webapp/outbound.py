@@ -10,6 +10,7 @@ endpoint private addresses.
 
 import ipaddress
 import socket
+import threading
 from urllib.parse import urlsplit
 
 import requests
@@ -17,6 +18,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 USER_AGENT = "Satchel-Webhooks/1"
+REFUSED_HOST = "The host must resolve to public addresses only (not a private, loopback or link-local one)."
 #: How much of a receiver's answer is read (the status is what counts).
 MAX_RESPONSE = 4096
 
@@ -25,18 +27,41 @@ class AddressRefused(Exception):
     """The URL resolves, or connected, to an address Satchel does not send to."""
 
 
+class Unresolvable(Exception):
+    """The URL's host does not resolve."""
+
+
 class DeliveryError(Exception):
     """No answer: the connection failed, timed out, or TLS did not verify (the message says which)."""
 
 
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _embedded_ipv4(ip):
+    """The IPv4 address an IPv6 one carries (IPv4-mapped, 6to4, Teredo's client, NAT64), or None."""
+    if ip.ipv4_mapped:
+        return ip.ipv4_mapped
+    if ip.sixtofour:
+        return ip.sixtofour
+    if ip.teredo:
+        return ip.teredo[1]
+    if ip in _NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def allowed_address(address, allow_private=False):
-    """True for a globally routable unicast address, or for any address when allow_private."""
+    """True for a globally routable unicast address (and, for an IPv6 one that carries an IPv4
+    address, that one too), or for any address but 0.0.0.0 and :: when allow_private."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
     if allow_private:
         return not ip.is_unspecified
-    return ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_loopback or ip.is_link_local)
+    inner = _embedded_ipv4(ip) if isinstance(ip, ipaddress.IPv6Address) else None
+    return all(
+        each.is_global and not (each.is_multicast or each.is_reserved or each.is_loopback or each.is_link_local)
+        for each in ([ip, inner] if inner is not None else [ip])
+    )
 
 
 def check_url(url, allow_private=False):
@@ -49,51 +74,107 @@ def check_url(url, allow_private=False):
         port = parts.port or 443
     except ValueError as exc:
         raise ValueError("The URL's port is not valid.") from exc
+    # One answer for a name that does not resolve and one that resolves inward, naming no address:
+    # registering endpoints must not be a way to map the internal network's names.
     try:
         found = {info[4][0] for info in socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)}
-    except (socket.gaierror, UnicodeError) as exc:
-        raise ValueError(f"{parts.hostname} does not resolve.") from exc
-    refused = sorted(address for address in found if not allowed_address(address, allow_private))
-    if refused:
-        raise AddressRefused(f"{parts.hostname} resolves to {refused[0]}, which is not a public address.")
+    except (socket.gaierror, UnicodeError, OSError):
+        raise Unresolvable(REFUSED_HOST) from None
+    if not found or not all(allowed_address(address, allow_private) for address in found):
+        raise AddressRefused(REFUSED_HOST)
     return url
 
 
-class _GuardedConnection(urllib3.connection.HTTPSConnection):
-    """An HTTPS connection that, once its socket connects, refuses it unless the peer is a public address."""
+#: The deadline of the request this thread is making (see post).
+_current = threading.local()
+
+
+class _Deadline:
+    """Shuts the request's sockets down when its time is up: a read timeout alone is per read, and a
+    receiver sending a byte now and then would hold the worker for ever."""
+
+    def __init__(self, seconds):
+        self.sockets, self.expired = [], False
+        self.timer = threading.Timer(seconds, self.expire)
+        self.timer.daemon = True
+
+    def expire(self):
+        self.expired = True
+        for sock in self.sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class _Connection(urllib3.connection.HTTPSConnection):
+    """An HTTPS connection under the thread's deadline that, once its socket connects, refuses it
+    unless the peer is a public address (for endpoints an admin did not allow private addresses)."""
+
+    guard = True
 
     def _new_conn(self):
         sock = super()._new_conn()
         peer = sock.getpeername()[0]
-        if not allowed_address(peer):
+        if self.guard and not allowed_address(peer):
             sock.close()
-            raise AddressRefused(f"{self.host} connected to {peer}, which is not a public address.")
+            raise AddressRefused(REFUSED_HOST)
         return sock
 
+    def connect(self):
+        super().connect()
+        deadline = getattr(_current, "deadline", None)
+        if deadline is not None:
+            # The TLS socket itself (the plain one is detached by the wrapping): a socket object, not a
+            # file descriptor number, so that a late shutdown can never reach a socket reusing it.
+            deadline.sockets.append(self.sock)
 
-class _GuardedPool(urllib3.HTTPSConnectionPool):
-    ConnectionCls = _GuardedConnection
+
+class _PrivateConnection(_Connection):
+    guard = False
 
 
-class _GuardedAdapter(HTTPAdapter):
+class _Adapter(HTTPAdapter):
+    def __init__(self, connection):
+        self.pool = type("Pool", (urllib3.HTTPSConnectionPool,), {"ConnectionCls": connection})
+        super().__init__(max_retries=0)
+
     def init_poolmanager(self, *args, **kwargs):
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"https": _GuardedPool}
+        self.poolmanager.pool_classes_by_scheme = {"https": self.pool}
 
 
 def _session(allow_private):
     session = requests.Session()
     session.trust_env = False  # no proxies from the environment: the peer must be the receiver itself
-    if not allow_private:
-        session.mount("https://", _GuardedAdapter(max_retries=0))
+    session.mount("https://", _Adapter(_PrivateConnection if allow_private else _Connection))
     return session
 
 
 def post(url, body, headers, timeout, allow_private=False, verify=True):
     """POST body to url; returns (status code, the answer's first bytes). Raises AddressRefused for an
-    address that is not allowed (checked on the connected socket), DeliveryError when no answer came
-    within timeout (connect, then each read). Redirects are not followed."""
-    check_url(url, allow_private)
+    address that is not allowed (checked on the connected socket), DeliveryError when no whole answer
+    came within timeout (connect, read): each read within the read timeout, and everything within
+    their sum. Redirects are not followed."""
+    try:
+        check_url(url, allow_private)
+    except Unresolvable as exc:
+        raise DeliveryError("connection failed: the host does not resolve") from exc
+    deadline = _Deadline(sum(timeout))
+    _current.deadline = deadline
+    deadline.timer.start()
+    try:
+        return _post(url, body, headers, timeout, allow_private, verify)
+    except DeliveryError:
+        if deadline.expired:
+            raise DeliveryError("timeout: no whole answer in time") from None
+        raise
+    finally:
+        deadline.timer.cancel()
+        _current.deadline = None
+
+
+def _post(url, body, headers, timeout, allow_private, verify):
     with _session(allow_private) as session:
         try:
             response = session.post(
@@ -123,6 +204,8 @@ def post(url, body, headers, timeout, allow_private=False, verify=True):
             answer = b""
         finally:
             response.close()
+        if _current.deadline is not None and _current.deadline.expired:
+            raise DeliveryError("timeout: no whole answer in time")
         return response.status_code, answer
 
 

@@ -13,6 +13,7 @@ from flask_login import current_user, login_required
 
 from webapp.auth.sessions import api_token, open_to_strangers
 from webapp.extensions import limiter, per_user_and_file, presign_limit
+from webapp.models import UploadStatus
 from webapp.security import client_address
 from webapp.services import api_tokens, listing, uploads
 from webapp.services.refusals import InvalidInput
@@ -70,7 +71,7 @@ def list_uploads():
     """The caller's files, a keyset page at a time, with the listing's filters and sorts."""
     shown = listing.Listing.from_args(request.args)
     limit = request.args.get("limit", "50")
-    if not (limit.isascii() and limit.isdigit() and 1 <= int(limit) <= MAX_PAGE):
+    if not (len(limit) <= 3 and limit.isascii() and limit.isdigit() and 1 <= int(limit) <= MAX_PAGE):
         raise InvalidInput(f"limit must be from 1 to {MAX_PAGE}.", "invalid_limit")
     rows, next_cursor = listing.page(current_user, shown, int(limit))
     return jsonify({"uploads": [upload.to_dict() for upload in rows], "next": next_cursor})
@@ -120,7 +121,14 @@ def complete_upload(upload_id):
 @scoped("read", "upload")
 def get_upload(upload_id):
     """The upload's status and details (a token that uploads may follow its verdict)."""
-    return jsonify({"upload": uploads.readable_upload(current_user, upload_id).to_dict()})
+    return jsonify({"upload": _readable(upload_id).to_dict()})
+
+
+def _readable(upload_id, statuses=None):
+    """An upload the caller may read: an admin's session reads anyone's (as the pages do), but an API
+    token, even an admin's, only its owner's own files."""
+    lookup = uploads.own_upload if api_token() is not None else uploads.readable_upload
+    return lookup(current_user, upload_id, statuses)
 
 
 @bp.route("/uploads/<upload_id>", methods=["PATCH"])
@@ -139,7 +147,7 @@ def rename_upload(upload_id):
 @limiter.limit(lambda: current_app.config["DOWNLOAD_LIMIT"], key_func=per_user_and_file, scope="download")
 def download(upload_id):
     """A short-lived URL that downloads an available file as an attachment."""
-    url = uploads.download_url(current_user, upload_id)
+    url = uploads.signed_download(_readable(upload_id, statuses=[UploadStatus.AVAILABLE]))
     expires_in = current_app.config["DOWNLOAD_URL_TTL"]
     return jsonify({"url": url, "expires_in": expires_in})
 

@@ -78,7 +78,8 @@ def register(app):
 
     @app.before_request
     def guard_session():
-        if request.blueprint == API_BLUEPRINT and "Authorization" in request.headers:
+        scheme = request.headers.get("Authorization", "").partition(" ")[0]
+        if request.blueprint == API_BLUEPRINT and scheme.lower() == "bearer":
             # A script with a personal API token: no session, no CSRF token (nothing a browser sends by
             # itself), and only on the JSON API. A bad token is a 401, never a fall back to the session.
             user, token = api_tokens.authenticate(request.headers["Authorization"], ip=client_address())

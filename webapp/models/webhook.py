@@ -9,7 +9,14 @@ from webapp.extensions import db
 from webapp.models.base import UTCDateTime, utcnow
 
 #: The events an endpoint can ask for.
-EVENTS = ("upload.available", "upload.rejected", "upload.quarantined", "upload.deleted", "report.created")
+EVENTS = (
+    "upload.available",
+    "upload.rejected",
+    "upload.quarantined",
+    "upload.removed",
+    "upload.deleted",
+    "report.created",
+)
 
 
 def new_webhook_secret():

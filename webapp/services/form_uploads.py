@@ -23,6 +23,7 @@ from webapp.models import Upload, UploadStatus, User
 from webapp.models.base import utcnow
 from webapp.models.upload import FORM_TYPE, new_upload_id
 from webapp.scanning.filetypes import normalize_type
+from webapp.services import webhooks
 from webapp.services.names import clean_filename
 from webapp.services.refusals import Conflict, InvalidInput, TooLarge, Unavailable
 from webapp.services.uploads import admit, lock_user, mark_uploaded, max_file_bytes, own_upload, quota_for
@@ -142,11 +143,13 @@ def adopt(upload):
 
 def _refuse(upload, storage, reason):
     """Refuse a form upload still pending (its row is locked by the caller) and delete its object."""
-    db.session.execute(
+    refused = db.session.execute(
         update(Upload)
         .where(Upload.id == upload.id, Upload.status == UploadStatus.PENDING.value)
         .values(status=UploadStatus.REJECTED.value, reason=reason, updated_at=utcnow())
     )
+    if refused.rowcount:
+        webhooks.emit("upload.rejected", upload.id)
     db.session.commit()
     storage.delete(upload.incoming_key)
 

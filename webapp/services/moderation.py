@@ -220,6 +220,7 @@ def _take_down(upload, reason_code):
         return None
     revoked = revoke_shares(upload.id)
     _resolve_reports(upload.id, "removed")
+    webhooks.emit("upload.removed", upload.id)
     return keys, revoked
 
 

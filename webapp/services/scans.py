@@ -579,6 +579,8 @@ def rescan_upload(upload_id):
     result = db.session.execute(_unscanned(upload_id).values(**values))
     if result.rowcount:
         _audit_verdict(upload_id, status.value, values.get("reason"), rescan=True)
+        if status == UploadStatus.QUARANTINED:
+            webhooks.emit("upload.quarantined", upload_id, {"rescan": True})
     db.session.commit()
     return status if result.rowcount else None
 

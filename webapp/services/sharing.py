@@ -149,5 +149,11 @@ def report(token, reason, reporter=None, ip=None):
     upload.updated_at = utcnow()  # the moderation queue puts the most recently flagged first
     audit.record("file_reported", reporter, "upload", upload.id, reason=reason, ip=ip)
     db.session.flush()
-    webhooks.emit("report.created", upload.id, {"report": {"id": made.id, "reason": reason}})
+    # The reporter's words go to admins' endpoints only: the owner learns that, not what, was reported.
+    webhooks.emit(
+        "report.created",
+        upload.id,
+        {"report": {"id": made.id}},
+        for_admins={"report": {"id": made.id, "reason": reason}},
+    )
     db.session.commit()

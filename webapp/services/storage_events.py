@@ -22,7 +22,7 @@ from webapp import storage as store
 from webapp.extensions import db
 from webapp.models import Upload, UploadStatus
 from webapp.services import form_uploads, uploads
-from webapp.services.refusals import InvalidInput, Unavailable
+from webapp.services.refusals import InvalidInput, ServiceError, Unavailable
 
 log = logging.getLogger(__name__)
 MAX_RECORDS = 1000
@@ -90,12 +90,22 @@ def handle(body):
         if upload is None:
             counts["ignored"] += 1
             continue
-        counts["promoted" if promote(upload) else "ignored"] += 1
+        try:
+            promoted = promote(upload)
+        except Unavailable:
+            raise  # storage is down: the sender should try the whole notification again
+        except ServiceError:
+            promoted = False  # a form upload too large for its owner's room: refused, the rest goes on
+        counts["promoted" if promoted else "ignored"] += 1
     return counts
 
 
 def _pending_for(key):
-    if not key.startswith("incoming/") or len(key) > 512:
+    if not key.startswith("incoming/") or len(key) > 512 or "\x00" in key:
+        return None
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: no key Satchel made
         return None
     return db.session.scalar(select(Upload).where(Upload.incoming_key == key))
 

@@ -491,7 +491,7 @@ def discard(upload, actor=None, ip=None, only_pending=False):
         db.session.rollback()
         raise Conflict("This file has been sent: only the request's owner can delete it now.", "already_sent")
     revoked = revoke_shares(upload.id)
-    if was != UploadStatus.PENDING.value:
+    if was != UploadStatus.PENDING.value and hidden.rowcount:
         webhooks.emit("upload.deleted", upload.id, {"previous_status": was})
         audit.record(
             "file_deleted",

@@ -18,7 +18,7 @@ import time
 import uuid
 
 from flask import current_app
-from sqlalchemy import event, select
+from sqlalchemy import event, or_, select
 
 from webapp import outbound, queue
 from webapp.extensions import db
@@ -30,6 +30,9 @@ from webapp.services.refusals import InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
 MAX_ENDPOINTS = 20
+#: Attempts at one delivery before it is failed for good (RQ's first try and its retries; a replay
+#: starts a fresh count).
+MAX_ATTEMPTS = 6
 #: Upload statuses that are events of their own when a scan (or a moderator) sets them.
 VERDICT_EVENTS = {"available": "upload.available", "rejected": "upload.rejected", "quarantined": "upload.quarantined"}
 _QUEUED = "satchel.webhook_deliveries"
@@ -53,8 +56,8 @@ def create_endpoint(user, url, events, all_users=False, allow_private=False, ip=
         outbound.check_url(url, allow_private=allow_private)
     except ValueError as exc:
         raise InvalidInput(str(exc), "invalid_url") from None
-    except outbound.AddressRefused as exc:
-        raise InvalidInput(f"{exc} Only an admin can allow such an endpoint.", "private_address") from None
+    except (outbound.AddressRefused, outbound.Unresolvable) as exc:
+        raise InvalidInput(f"{exc} Only an admin can allow private ones.", "private_address") from None
     count = db.session.scalar(
         select(db.func.count()).select_from(WebhookEndpoint).where(WebhookEndpoint.user_id == user.id)
     )
@@ -112,7 +115,7 @@ def replay(user, endpoint_id, delivery_id):
     delivery = db.session.get(WebhookDelivery, delivery_id) if 0 < delivery_id < 2**31 else None
     if delivery is None or delivery.endpoint_id != endpoint.id:
         raise NotFound()
-    delivery.status = "pending"
+    delivery.status, delivery.attempts = "pending", 0
     _queue_after_commit(delivery.id)
     db.session.commit()
     return delivery
@@ -125,31 +128,36 @@ def _upload_data(upload):
     return {**upload.to_dict(), "owner_id": upload.user_id}
 
 
-def emit(event_name, upload_id, extra=None):
+def emit(event_name, upload_id, extra=None, for_admins=None):
     """Record a delivery of event_name about an upload for every endpoint that wants it (its owner's,
-    and admins' endpoints for all users), in the caller's transaction; they are queued when it commits."""
-    endpoints = [
-        endpoint
-        for endpoint in db.session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.events.contains(event_name)))
-        if event_name in endpoint.event_set
-    ]
-    if not endpoints:
-        return []
+    and admins' endpoints for all users), in the caller's transaction; they are queued when it commits.
+    for_admins: data only admins' endpoints for all users receive (a report's words, say)."""
+    subscribed = select(WebhookEndpoint.id).where(WebhookEndpoint.events.contains(event_name)).limit(1)
+    if db.session.scalar(subscribed) is None:
+        return []  # the usual case: nobody listens, and the upload is not even read
     upload = db.session.execute(
         select(Upload).where(Upload.id == upload_id).execution_options(populate_existing=True)
     ).scalar_one_or_none()
     if upload is None:
         return []
-    wanted = [e for e in endpoints if e.user_id == upload.user_id or (e.all_users and _is_admin(e.user_id))]
+    candidates = db.session.scalars(
+        select(WebhookEndpoint).where(
+            WebhookEndpoint.events.contains(event_name),
+            or_(WebhookEndpoint.user_id == upload.user_id, WebhookEndpoint.all_users.is_(True)),
+        )
+    )
+    wanted = [
+        endpoint
+        for endpoint in candidates
+        if event_name in endpoint.event_set and (endpoint.user_id == upload.user_id or _is_admin(endpoint.user_id))
+    ]
     made = []
     for endpoint in wanted:
         uid = uuid.uuid4().hex
-        body = {
-            "id": uid,
-            "type": event_name,
-            "created_at": utcnow().isoformat(),
-            "data": {"upload": _upload_data(upload), **(extra or {})},
-        }
+        data = {"upload": _upload_data(upload), **(extra or {})}
+        if endpoint.all_users and for_admins:
+            data.update(for_admins)
+        body = {"id": uid, "type": event_name, "created_at": utcnow().isoformat(), "data": data}
         delivery = WebhookDelivery(
             uid=uid,
             endpoint_id=endpoint.id,
@@ -198,10 +206,14 @@ def signature(secret, timestamp, body):
 def deliver(delivery_id, retries_left=0):
     """Make one attempt at a delivery; returns its status. An answer other than 2xx, a timeout or a
     failed connection raises RetryLater while RQ has retries left (it tries again with backoff); then
-    the delivery is failed. An address that is not allowed refuses it at once, for good."""
+    the delivery is failed. An address that is not allowed refuses it at once, for good. The attempt
+    is counted before it is made, so one that never ends (its worker killed) still counts towards
+    MAX_ATTEMPTS."""
     delivery = db.session.get(WebhookDelivery, delivery_id)
     if delivery is None or delivery.status in ("delivered", "refused"):
         return delivery.status if delivery else None
+    if delivery.attempts >= MAX_ATTEMPTS:
+        return _settle(delivery, "failed", error=delivery.error or "out of attempts")
     endpoint = delivery.endpoint
     body = delivery.payload.encode()
     headers = {
@@ -213,6 +225,7 @@ def deliver(delivery_id, retries_left=0):
     config = current_app.config
     delivery.attempts += 1
     delivery.last_attempt_at = utcnow()
+    db.session.commit()
     try:
         code, _ = outbound.post(
             endpoint.url,
@@ -252,12 +265,17 @@ def _settle(delivery, status, code=None, error=None, retry=False):
 
 
 def requeue_stale(now, older_than):
-    """Queue again deliveries still pending well after they were made (Redis lost their job, or was
-    down when they were made); returns how many."""
+    """Queue again deliveries still waiting well after they were made or last tried (Redis lost their
+    job, was down when they were made, or their worker died mid-attempt), while they have attempts
+    left; returns how many."""
+    before = now - older_than
     stale = list(
         db.session.scalars(
             select(WebhookDelivery.id).where(
-                WebhookDelivery.status == "pending", WebhookDelivery.created_at < now - older_than
+                WebhookDelivery.status.in_(("pending", "retrying")),
+                WebhookDelivery.attempts < MAX_ATTEMPTS,
+                WebhookDelivery.created_at < before,
+                or_(WebhookDelivery.last_attempt_at.is_(None), WebhookDelivery.last_attempt_at < before),
             )
         )
     )

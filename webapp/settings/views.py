@@ -3,6 +3,7 @@
 from flask import Blueprint, flash, make_response, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
+from webapp.extensions import limiter, per_user
 from webapp.security import client_address
 from webapp.services import api_tokens, webhooks
 from webapp.services.refusals import InvalidInput
@@ -65,6 +66,7 @@ def webhooks_page():
 
 @bp.route("/webhooks", methods=["POST"])
 @login_required
+@limiter.limit("30 per hour", key_func=per_user, scope="webhook-create")
 def create_webhook():
     """Register an endpoint (its address checked now, and again at each delivery)."""
     form = WebhookForm()
