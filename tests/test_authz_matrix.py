@@ -229,6 +229,12 @@ MATRIX = [
     Row("POST", "/settings/webhooks/{webhook}/delete", "login ->/settings/webhooks 404 login 404", changes="owner"),
     Row(
         "POST",
+        "/settings/webhooks/{webhook}/rotate",
+        "login ->/settings/webhooks/{webhook} 404 login 404",
+        changes="owner",
+    ),
+    Row(
+        "POST",
         "/settings/webhooks/{webhook}/deliveries/{delivery}/replay",
         "login ->/settings/webhooks/{webhook} 404 login 404",
         changes="owner",
@@ -473,7 +479,7 @@ def state(app):
         "blocked": rows(BlockedHash.sha256),
         "requests": rows(FileRequest.id, FileRequest.user_id, FileRequest.closed_at),
         "api_tokens": rows(ApiToken.id, ApiToken.user_id, ApiToken.revoked_at),
-        "webhooks": rows(WebhookEndpoint.id, WebhookEndpoint.user_id),
+        "webhooks": rows(WebhookEndpoint.id, WebhookEndpoint.user_id, WebhookEndpoint.secret),
         "deliveries": rows(WebhookDelivery.id, WebhookDelivery.status),
         "request_reports": rows(RequestReport.id, RequestReport.resolved_at),
         "objects": bucket_keys(app),

@@ -295,3 +295,41 @@ def test_the_owner_hears_that_a_file_was_reported_but_not_the_reporters_words(
     heard = {got.path: json.loads(got.body)["data"]["report"] for got in receiver.received}
     assert heard["/admins"]["reason"] == "it is my photo, I am Jo"
     assert "reason" not in heard["/owner"] and heard["/owner"]["id"] == heard["/admins"]["id"]
+
+
+def test_a_tls_handshake_at_a_crawl_is_cut_off_at_the_total_deadline(app, user, receiver):
+    from tests.webhook_receiver import drip_proxy
+
+    # The certificate alone would take over a minute. (CPython bounds a whole TLS handshake by the
+    # socket timeout, here the connect timeout; the total deadline covers what follows it.)
+    port, stop = drip_proxy(receiver.port, 0.05)
+    try:
+        url = f"https://localhost:{port}/hook"
+        endpoint = WebhookEndpoint(user_id=user.id, url=url, events="upload.available", allow_private=True)
+        db.session.add(endpoint)
+        db.session.flush()
+        delivery = WebhookDelivery(uid="h" * 32, endpoint_id=endpoint.id, event="upload.available", payload="{}")
+        db.session.add(delivery)
+        db.session.commit()
+        started = time.monotonic()
+        assert webhooks.deliver(delivery.id, retries_left=0) == "failed"
+        assert time.monotonic() - started < 4
+        assert deliveries()[0].error.startswith("timeout")
+    finally:
+        stop()
+
+
+def test_a_new_secret_signs_from_then_on(app, api, admin, receiver, run_worker, other_api):
+    endpoint = endpoint_of(add_endpoint(admin, receiver.url(), all_users=True, allow_private=True))
+    old = endpoint.secret
+    assert other_api.form_post(f"/settings/webhooks/{endpoint.id}/rotate").status_code == 404
+    assert admin.form_post(f"/settings/webhooks/{endpoint.id}/rotate").status_code == 302
+    db.session.expire_all()
+    new = db.session.get(WebhookEndpoint, endpoint.id).secret
+    assert new != old and new.startswith("whsec_")
+    api.upload(b"after the rotation", "rotated.txt")
+    run_worker()
+    verify = readme_verify()
+    [got] = receiver.received
+    assert verify(new, got.headers["Satchel-Signature"], got.body)
+    assert not verify(old, got.headers["Satchel-Signature"], got.body)

@@ -79,3 +79,48 @@ def serve(tmp_path):
         server.server_close()
 
     return server.receiver, stop
+
+
+def drip_proxy(target_port, delay):
+    """A TCP proxy on 127.0.0.1 that passes the client's bytes on at once and the server's one byte
+    every delay seconds (a TLS handshake at a crawl); returns (its port, stop)."""
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    stopped = threading.Event()
+
+    def pump(source, sink, pause):
+        try:
+            while not stopped.is_set():
+                data = source.recv(1 if pause else 65536)
+                if not data:
+                    return
+                sink.sendall(data)
+                if pause:
+                    time.sleep(pause)
+        except OSError:
+            return
+        finally:
+            for sock in (source, sink):
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+
+    def accept():
+        while not stopped.is_set():
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", target_port))
+            threading.Thread(target=pump, args=(client, upstream, 0), daemon=True).start()
+            threading.Thread(target=pump, args=(upstream, client, delay), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+
+    def stop():
+        stopped.set()
+        listener.close()
+
+    return listener.getsockname()[1], stop

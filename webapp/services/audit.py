@@ -24,6 +24,7 @@ ACTIONS = (
     "token_revoked",
     "webhook_created",
     "webhook_deleted",
+    "webhook_secret_rotated",
     "approve",
     "remove",
     "ban",

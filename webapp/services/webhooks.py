@@ -24,7 +24,7 @@ from webapp import outbound, queue
 from webapp.extensions import db
 from webapp.models import Upload, User, WebhookDelivery, WebhookEndpoint
 from webapp.models.base import utcnow
-from webapp.models.webhook import EVENTS
+from webapp.models.webhook import EVENTS, new_webhook_secret
 from webapp.services import audit
 from webapp.services.refusals import InvalidInput, NotFound
 
@@ -87,6 +87,15 @@ def own_endpoint(user, endpoint_id):
     endpoint = db.session.get(WebhookEndpoint, endpoint_id) if 0 < endpoint_id < 2**31 else None
     if endpoint is None or endpoint.user_id != user.id:
         raise NotFound()
+    return endpoint
+
+
+def rotate_secret(user, endpoint_id, ip=None):
+    """Give an endpoint a new signing secret (deliveries made from now on, retries included, use it)."""
+    endpoint = own_endpoint(user, endpoint_id)
+    endpoint.secret = new_webhook_secret()
+    audit.record("webhook_secret_rotated", user, "webhook", endpoint.id, ip=ip)
+    db.session.commit()
     return endpoint
 
 

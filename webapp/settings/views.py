@@ -100,6 +100,15 @@ def webhook(endpoint_id):
     return response
 
 
+@bp.route("/webhooks/<int:endpoint_id>/rotate", methods=["POST"])
+@login_required
+def rotate_webhook_secret(endpoint_id):
+    """A new signing secret, for one that leaked: receivers must be given it."""
+    webhooks.rotate_secret(current_user, endpoint_id, ip=client_address())
+    flash("New signing secret made: give it to the receiver; the old one no longer signs anything.", "info")
+    return redirect(url_for("settings.webhook", endpoint_id=endpoint_id))
+
+
 @bp.route("/webhooks/<int:endpoint_id>/delete", methods=["POST"])
 @login_required
 def delete_webhook(endpoint_id):
