@@ -66,6 +66,17 @@ def deliveries():
     return list(db.session.scalars(select(WebhookDelivery).order_by(WebhookDelivery.id)))
 
 
+def stored_delivery(user, url, uid, **values):
+    """An endpoint of user's at url (private addresses allowed, written directly) with one delivery."""
+    endpoint = WebhookEndpoint(user_id=user.id, url=url, events="upload.available", allow_private=True)
+    db.session.add(endpoint)
+    db.session.flush()
+    delivery = WebhookDelivery(uid=uid * 32, endpoint_id=endpoint.id, event="upload.available", payload="{}", **values)
+    db.session.add(delivery)
+    db.session.commit()
+    return delivery
+
+
 def test_a_verdict_is_delivered_signed_and_can_be_replayed(app, api, admin, receiver, run_worker):
     endpoint = endpoint_of(
         add_endpoint(
@@ -244,12 +255,7 @@ def test_a_name_resolving_inward_only_at_connect_time_is_refused_by_the_socket_g
 
 def test_a_receiver_dripping_its_answer_is_cut_off_at_the_total_deadline(app, user, receiver):
     receiver.drip = 0.3  # a byte of the answer every 0.3 s: every read is quick, the whole is not
-    endpoint = WebhookEndpoint(user_id=user.id, url=receiver.url(), events="upload.available", allow_private=True)
-    db.session.add(endpoint)
-    db.session.flush()
-    delivery = WebhookDelivery(uid="d" * 32, endpoint_id=endpoint.id, event="upload.available", payload="{}")
-    db.session.add(delivery)
-    db.session.commit()
+    delivery = stored_delivery(user, receiver.url(), "d")
     started = time.monotonic()
     assert webhooks.deliver(delivery.id, retries_left=0) == "failed"
     assert time.monotonic() - started < 4  # connect (1 s) + read (1 s), not the 20 s the answer would take
@@ -261,21 +267,15 @@ def test_a_delivery_stops_after_its_attempts_even_if_its_jobs_keep_dying(app, us
 
     from webapp.models.base import utcnow
 
-    endpoint = WebhookEndpoint(user_id=user.id, url=receiver.url(), events="upload.available", allow_private=True)
-    db.session.add(endpoint)
-    db.session.flush()
-    stuck = WebhookDelivery(
-        uid="s" * 32,
-        endpoint_id=endpoint.id,
-        event="upload.available",
-        payload="{}",
+    stuck = stored_delivery(
+        user,
+        receiver.url(),
+        "s",
         status="pending",
         attempts=webhooks.MAX_ATTEMPTS,
         created_at=utcnow() - timedelta(hours=1),
         last_attempt_at=utcnow() - timedelta(hours=1),
     )
-    db.session.add(stuck)
-    db.session.commit()
     assert webhooks.requeue_stale(utcnow(), timedelta(minutes=5)) == 0
     assert webhooks.deliver(stuck.id) == "failed" and receiver.received == []
 
@@ -304,13 +304,7 @@ def test_a_tls_handshake_at_a_crawl_is_cut_off_at_the_total_deadline(app, user, 
     # socket timeout, here the connect timeout; the total deadline covers what follows it.)
     port, stop = drip_proxy(receiver.port, 0.05)
     try:
-        url = f"https://localhost:{port}/hook"
-        endpoint = WebhookEndpoint(user_id=user.id, url=url, events="upload.available", allow_private=True)
-        db.session.add(endpoint)
-        db.session.flush()
-        delivery = WebhookDelivery(uid="h" * 32, endpoint_id=endpoint.id, event="upload.available", payload="{}")
-        db.session.add(delivery)
-        db.session.commit()
+        delivery = stored_delivery(user, f"https://localhost:{port}/hook", "h")
         started = time.monotonic()
         assert webhooks.deliver(delivery.id, retries_left=0) == "failed"
         assert time.monotonic() - started < 4
