@@ -7,16 +7,15 @@ Queue depths, the oldest job's age, failed jobs and whether clamd answers are re
 itself, by SatchelCollector.
 """
 
+import hmac
 import ipaddress
-import logging
 import os
-import time
 
 from flask import current_app, request
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 
-log = logging.getLogger(__name__)
+from webapp.security import client_address
 
 UPLOADS_FINISHED = Counter(
     "satchel_uploads_finished_total", "Uploads that reached a final status, by status and reason.", ["status", "reason"]
@@ -93,7 +92,9 @@ class SatchelCollector:
             "satchel_queue_failed_jobs", "Jobs in each queue's failed registry.", labels=["queue"]
         )
         redis_up = GaugeMetricFamily("satchel_redis_up", "1 when Redis answered this scrape.")
-        clamd_up = GaugeMetricFamily("satchel_clamd_up", "1 when clamd answered PING at this scrape.")
+        clamd_up = GaugeMetricFamily(
+            "satchel_clamd_up", "1 when clamd answered the readiness probe (shared with /readyz, cached briefly)."
+        )
         with self.app.app_context():
             try:
                 for name, stats in queue.queue_stats().items():
@@ -103,17 +104,14 @@ class SatchelCollector:
                 redis_up.add_metric([], 1)
             except Exception:  # Redis down: say so, and let the rest of the scrape through
                 redis_up.add_metric([], 0)
-            clamd_up.add_metric([], 1 if health.clamd_answers() else 0)
+            checks, _ = health.cached_readiness()  # /readyz's probe: a scrape adds no clamd connection
+            clamd_up.add_metric([], 1 if checks["scanner"]["ok"] else 0)
         yield from (depth, oldest, failed, redis_up, clamd_up)
 
 
 def allowed():
     """The scraper may read /metrics: it sent METRICS_TOKEN as a bearer token, or it comes from one of
     METRICS_ALLOW_NETWORKS."""
-    import hmac
-
-    from webapp.security import client_address
-
     config = current_app.config
     token = config["METRICS_TOKEN"]
     sent = request.headers.get("Authorization", "")
@@ -132,16 +130,11 @@ def allowed():
 def exposition(app):
     """The metrics in Prometheus's text format: every process's (multiprocess mode) or this one's,
     and the gauges read now."""
-    registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        multiprocess.MultiProcessCollector(registry)
+        counted = CollectorRegistry()
+        multiprocess.MultiProcessCollector(counted)
     else:
-        from prometheus_client import REGISTRY
-
-        registry = REGISTRY
-    started = time.perf_counter()
-    scrape = CollectorRegistry()
-    scrape.register(SatchelCollector(app))
-    body = generate_latest(registry) + generate_latest(scrape)
-    log.debug("metrics scrape took %.1f ms", (time.perf_counter() - started) * 1000)
-    return body
+        counted = REGISTRY
+    now = CollectorRegistry()
+    now.register(SatchelCollector(app))
+    return generate_latest(counted) + generate_latest(now)

@@ -64,20 +64,25 @@ def allowed_address(address, allow_private=False):
     )
 
 
-def check_url(url, allow_private=False):
-    """Refuse (ValueError) a URL that is not https://host[:port]/..., and (AddressRefused) one whose
-    host resolves to an address that is not allowed; returns the URL."""
+def _host_and_port(url):
+    """(host, port) of an https://host[:port]/... URL, or ValueError."""
     parts = urlsplit(url)
     if parts.scheme != "https" or not parts.hostname or parts.username or parts.password:
         raise ValueError("Give an https:// URL with a host name (and no user name or password).")
     try:
-        port = parts.port or 443
+        return parts.hostname, parts.port or 443
     except ValueError as exc:
         raise ValueError("The URL's port is not valid.") from exc
+
+
+def check_url(url, allow_private=False):
+    """Refuse (ValueError) a URL that is not https://host[:port]/..., and (AddressRefused) one whose
+    host resolves to an address that is not allowed, or (Unresolvable) does not resolve; returns the URL."""
+    host, port = _host_and_port(url)
     # One answer for a name that does not resolve and one that resolves inward, naming no address:
     # registering endpoints must not be a way to map the internal network's names.
     try:
-        found = {info[4][0] for info in socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)}
+        found = {info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)}
     except (socket.gaierror, UnicodeError, OSError):
         raise Unresolvable(REFUSED_HOST) from None
     if not found or not all(allowed_address(address, allow_private) for address in found):
@@ -156,10 +161,7 @@ def post(url, body, headers, timeout, allow_private=False, verify=True):
     address that is not allowed (checked on the connected socket), DeliveryError when no whole answer
     came within timeout (connect, read): each read within the read timeout, and everything within
     their sum. Redirects are not followed."""
-    try:
-        check_url(url, allow_private)
-    except Unresolvable as exc:
-        raise DeliveryError("connection failed: the host does not resolve") from exc
+    _host_and_port(url)  # the address itself is checked on the connected socket: one lookup, not two
     deadline = _Deadline(sum(timeout))
     _current.deadline = deadline
     deadline.timer.start()

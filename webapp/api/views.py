@@ -61,7 +61,12 @@ def json_body():
 @open_to_strangers
 def openapi():
     """This API, described in OpenAPI 3."""
-    return current_app.response_class(OPENAPI.read_bytes(), mimetype="application/json")
+    return current_app.response_class(_openapi_document(), mimetype="application/json")
+
+
+@functools.cache
+def _openapi_document():
+    return OPENAPI.read_bytes()  # once per process: it changes only with a release
 
 
 @bp.route("/uploads", methods=["GET"])

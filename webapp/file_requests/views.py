@@ -33,21 +33,22 @@ UNLOCKED = "unlocked_requests"
 # --- The owner's pages ---------------------------------------------------------------------------
 
 
-def _settings():
+def _requests_page(form, status=200):
+    """The user's requests and the form for a new one (as filled in, after a refusal)."""
     largest_mb = max(1, uploads.max_file_bytes() // file_requests.MiB)
-    return {"largest_mb": largest_mb}
+    if not form.is_submitted():
+        form.max_file_mb.data = min(100, largest_mb)
+    page = render_template(
+        "requests/index.html", requests=file_requests.requests_of(current_user), form=form, largest_mb=largest_mb
+    )
+    return page, status
 
 
 @bp.route("/requests")
 @login_required
 def index():
     """The user's file requests, and a form for a new one."""
-    form = RequestForm()
-    form.max_file_mb.default = min(100, _settings()["largest_mb"])
-    form.process()
-    return render_template(
-        "requests/index.html", requests=file_requests.requests_of(current_user), form=form, **_settings()
-    )
+    return _requests_page(RequestForm())
 
 
 @bp.route("/requests", methods=["POST"])
@@ -60,10 +61,7 @@ def create():
     if not form.validate_on_submit() or blank_password:
         if blank_password:
             form.password.errors = [*form.password.errors, "A password cannot be only spaces."]
-        page = render_template(
-            "requests/index.html", requests=file_requests.requests_of(current_user), form=form, **_settings()
-        )
-        return page, 422
+        return _requests_page(form, 422)
     made = file_requests.create_request(
         current_user,
         form.title.data,

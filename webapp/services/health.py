@@ -50,15 +50,6 @@ def check_scanner():
         raise Down("scanning is disabled" if current_app.config["SCANNER"] != "clamd" else "clamd unreachable")
 
 
-def clamd_answers():
-    """True when the scanner answers (the dashboard's probe, cached briefly there)."""
-    try:
-        check_scanner()
-    except Down:
-        return False
-    return True
-
-
 CHECKS = {"database": check_database, "redis": check_redis, "storage": check_storage, "scanner": check_scanner}
 
 

@@ -155,20 +155,21 @@ def _finish(upload_id, token, **values):
 
     A final status is audited in the same transaction, so each upload's verdict is recorded once.
     """
-    result = db.session.execute(
+    written = db.session.execute(
         update(Upload)
         .where(Upload.id == upload_id, Upload.status == UploadStatus.SCANNING.value, Upload.scan_token == token)
         .values(scanned_at=utcnow(), updated_at=utcnow(), **values)
-    )
-    if result.rowcount and "status" in values:
+        .returning(Upload.size)
+    ).first()
+    verdict = written is not None and "status" in values
+    if verdict:
         _audit_verdict(upload_id, values["status"], values.get("reason"), detected_type=values.get("detected_type"))
         if values["status"] in webhooks.VERDICT_EVENTS:
             webhooks.emit(webhooks.VERDICT_EVENTS[values["status"]], upload_id)
-        size = db.session.scalar(select(Upload.size).where(Upload.id == upload_id))
     db.session.commit()
-    if result.rowcount and "status" in values:
-        metrics.upload_finished(values["status"], values.get("reason"), size)
-    return bool(result.rowcount)
+    if verdict:
+        metrics.upload_finished(values["status"], values.get("reason"), written.size)
+    return written is not None
 
 
 def scan_upload(upload_id, job_id=None):

@@ -18,7 +18,7 @@ import time
 import uuid
 
 from flask import current_app
-from sqlalchemy import event, or_, select
+from sqlalchemy import and_, event, or_, select
 
 from webapp import outbound, queue
 from webapp.extensions import db
@@ -149,17 +149,17 @@ def emit(event_name, upload_id, extra=None, for_admins=None):
     ).scalar_one_or_none()
     if upload is None:
         return []
+    # The owner's endpoints, and those of admins (not banned) for every user's events.
+    for_everyone = and_(WebhookEndpoint.all_users.is_(True), User.is_admin.is_(True), User.is_banned.is_(False))
     candidates = db.session.scalars(
-        select(WebhookEndpoint).where(
+        select(WebhookEndpoint)
+        .join(User, User.id == WebhookEndpoint.user_id)
+        .where(
             WebhookEndpoint.events.contains(event_name),
-            or_(WebhookEndpoint.user_id == upload.user_id, WebhookEndpoint.all_users.is_(True)),
+            or_(WebhookEndpoint.user_id == upload.user_id, for_everyone),
         )
     )
-    wanted = [
-        endpoint
-        for endpoint in candidates
-        if event_name in endpoint.event_set and (endpoint.user_id == upload.user_id or _is_admin(endpoint.user_id))
-    ]
+    wanted = [endpoint for endpoint in candidates if event_name in endpoint.event_set]
     made = []
     for endpoint in wanted:
         uid = uuid.uuid4().hex
@@ -180,11 +180,6 @@ def emit(event_name, upload_id, extra=None, for_admins=None):
     for delivery in made:
         _queue_after_commit(delivery.id)
     return made
-
-
-def _is_admin(user_id):
-    user = db.session.get(User, user_id)
-    return user is not None and user.is_admin and not user.is_banned
 
 
 def _queue_after_commit(delivery_id):
