@@ -136,7 +136,9 @@ def test_failed_run_is_recorded(app):
 
 def test_scheduling_is_idempotent_across_workers(app):
     queue = get_queue(MAINTENANCE)
-    now = time.time()
+    # Ten seconds into tomorrow: that time and the second after it share every task's slot (no interval
+    # ends between them). Taking time.time() as it came failed when the two straddled a slot's edge.
+    now = (time.time() // 86400 + 1) * 86400 + 10
     first = schedule_maintenance(intervals(), now=now)
     second = schedule_maintenance(intervals(), now=now + 1)  # another worker starting a second later
     assert first == second and len(first) == len(TASKS)
